@@ -1,0 +1,3 @@
+from harness.demo import main
+
+main()

@@ -1,0 +1,377 @@
+"""Gradient checking: analytic gradients (one backward pass) against central differences.
+
+The step ``eps`` defaults to 6e-6, about eps_machine^(1/3): the step that balances a central
+difference's rounding error (~eps_machine |L| / eps) against its truncation error
+(~eps^2 |L'''| / 6).
+
+Two modes:
+
+- ``entries``: per entry, n = (L(theta + eps) - L(theta - eps)) / 2 eps, for every entry of every
+  parameter tensor and the input, or a seeded random sample of ``entries`` of each (2 forward passes
+  per entry: the 2n passes that backpropagation saves).
+- ``directional``: for random unit directions u, <grad L, u> against
+  (L(theta + eps u) - L(theta - eps u)) / 2 eps, with u over all tensors at once, over each layer's
+  tensors, and over each tensor alone, so a wrong layer is named (2 forward passes per direction).
+
+Errors, for analytic a and numeric n (per tensor, per layer, and for directional mode "all"):
+``rel_error`` = ||a - n|| / (||a|| + ||n||) (the seed's norm-based error; 0 when both are 0) and
+``max_rel_error`` = max |a - n| / max(1e-8, |a| + |n|) elementwise (a diagnostic: it is noisy on
+entries whose gradient is tiny). A row passes when ``rel_error < threshold``, or, flagged ``noise``,
+when the root-mean-square of a - n is below the central difference's rounding floor
+100 * eps_machine * |L| / eps: a gradient that small (e.g. one that is exactly zero, like a BatchNorm
+beta followed by another BatchNorm) cannot be resolved by differences.
+
+Kinks: where phi is not C2 (relu, leaky_relu, elu, selu at 0) a difference whose +-eps straddles the
+kink is no fair test. Every forward pass records which side of each kink every pre-activation is on; an
+entry (or direction) that changes any side is counted in ``kinks`` and left out (a direction is
+redrawn), instead of raising a false alarm.
+
+Dtype: float64 is the meaningful setting. A float32 *network* is checked against central differences
+of a float64 copy (``Network.astype``), with threshold 1e-4 by default: float32 rounding, not bugs,
+lies below it. Float32 layers and losses are checked as they are and the report says it is not
+meaningful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.nn.layers import Activation, Layer
+from harness.nn.network import Network
+
+THRESHOLD64 = 1e-7
+THRESHOLD32 = 1e-4
+MAX_REDRAWS = 20
+
+
+@dataclass
+class CheckRow:
+    """One tensor, one layer, or all tensors ("all")."""
+
+    layer: str
+    tensor: str  # a param key, "x" for the input, or "*" for a whole layer / everything
+    size: int  # entries in the tensor(s)
+    checked: int  # entries (entries mode) or directions (directional mode) compared
+    kinks: int  # entries or directions left out because +-eps straddled a kink
+    rel_error: float
+    max_rel_error: float
+    passed: bool
+    noise: bool = False  # passed only because a - n is below the rounding floor
+
+
+@dataclass
+class GradcheckReport:
+    mode: str
+    threshold: float
+    eps: float
+    dtype: str
+    rows: list[CheckRow]
+    forward_passes: int  # what the numerical check cost ...
+    backward_passes: int = 1  # ... next to the one backward pass it checks
+    meaningful: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(row.passed for row in self.rows)
+
+    @property
+    def failed_layers(self) -> list[str]:
+        """Layers with a failing row (each named once, in order)."""
+        names = [r.layer for r in self.rows if not r.passed and r.layer != "all"]
+        return list(dict.fromkeys(names))
+
+    def layer_rows(self) -> list[CheckRow]:
+        """One row per layer (tensor "*")."""
+        return [r for r in self.rows if r.tensor == "*" and r.layer != "all"]
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((max(r.rel_error, r.max_rel_error) for r in self.rows), default=0.0)
+
+    def summary(self) -> str:
+        """A table of every row, then the verdict and the cost."""
+        unit = "dirs" if self.mode == "directional" else "entries"
+        lines = [
+            f"gradcheck ({self.mode}, {self.dtype}, eps={self.eps:g}, threshold={self.threshold:g})",
+            f"{'layer':<14}{'tensor':<26}{unit:>8}{'kinks':>7}{'rel_err':>11}{'max_rel':>11}  ok",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"{r.layer:<14}{r.tensor:<26}{r.checked:>8}{r.kinks:>7}"
+                f"{r.rel_error:>11.2e}{r.max_rel_error:>11.2e}  "
+                + ("NO" if not r.passed else "noise" if r.noise else "yes")
+            )
+        verdict = "PASSED" if self.passed else f"FAILED in {', '.join(self.failed_layers) or 'all'}"
+        lines.append(
+            f"{verdict}; cost: {self.forward_passes} forward passes vs {self.backward_passes} backward pass"
+        )
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Problem:
+    """A scalar function of some arrays, perturbed in place, and its analytic gradient."""
+
+    loss: Callable[[], float]
+    tensors: list[tuple[str, str, np.ndarray]]  # (layer, tensor name, array)
+    analytic: list[np.ndarray]
+    signature: Callable[[], bytes] | None = None  # which side of each kink, for the last pass
+
+
+def _errors(a: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    diff = np.abs(a - n)
+    denom = np.linalg.norm(a) + np.linalg.norm(n)
+    rel = float(np.linalg.norm(diff) / denom) if denom > 0 else 0.0
+    elem = float(np.max(diff / np.maximum(1e-8, np.abs(a) + np.abs(n)))) if a.size else 0.0
+    return rel, elem
+
+
+def _row(layer, tensor, size, a, n, kinks, threshold, floor) -> CheckRow:
+    a, n = np.asarray(a, float), np.asarray(n, float)
+    rel, elem = _errors(a, n)
+    rms = float(np.sqrt(np.mean((a - n) ** 2))) if a.size else 0.0
+    noise = bool(not rel < threshold and rms < floor)
+    ok = (bool(rel < threshold) or noise) and a.size > 0  # NaN fails; so does nothing compared
+    return CheckRow(layer, tensor, size, len(a), kinks, rel, elem, ok, noise)
+
+
+def _floor(loss0: float, eps: float) -> float:
+    """Rounding floor of a central difference: 100 ulp of L over the step."""
+    return 100.0 * np.finfo(np.float64).eps * abs(loss0) / eps
+
+
+def _kink_signature(model: Layer) -> Callable[[], bytes] | None:
+    """A function giving, for the last forward pass, the side of every kink of every activation."""
+    acts: list[Activation] = []
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, Activation) and layer.fn.kinks:
+            acts.append(layer)
+        stack.extend(layer.sublayers())
+    if not acts:
+        return None
+
+    def signature() -> bytes:
+        return b"".join(np.packbits(a.x > k).tobytes() for a in acts for k in a.fn.kinks)
+
+    return signature
+
+
+def _run_entries(p: _Problem, eps: float, entries: int | None, rng, threshold) -> tuple[list, int]:
+    """Per-entry central differences; rows per tensor and per layer, and the forward-pass count."""
+    floor = _floor(p.loss(), eps)  # one unperturbed pass: also the reference side of every kink
+    base_sig = p.signature() if p.signature else None
+    passes = 1
+    per_tensor = []
+    for (layer, name, arr), grad in zip(p.tensors, p.analytic, strict=True):
+        if not arr.flags.c_contiguous:
+            raise ValueError(f"{layer}.{name}: gradcheck perturbs arrays in place; make it contiguous")
+        flat = arr.reshape(-1)  # a view, since arr is contiguous
+        idx = np.arange(flat.size)
+        if entries is not None and entries < flat.size:
+            idx = np.sort(rng.choice(flat.size, size=entries, replace=False))
+        a, n, kinks = [], [], 0
+        for i in idx:
+            orig = flat[i]
+            flat[i] = orig + eps
+            up, lp = flat[i], p.loss()
+            sig_p = p.signature() if p.signature else None
+            flat[i] = orig - eps
+            down, lm = flat[i], p.loss()
+            sig_m = p.signature() if p.signature else None
+            flat[i] = orig
+            passes += 2
+            if base_sig is not None and (sig_p != base_sig or sig_m != base_sig):
+                kinks += 1
+                continue
+            a.append(grad.reshape(-1)[i])
+            n.append((lp - lm) / (float(up) - float(down)))
+        per_tensor.append((layer, name, flat.size, np.array(a), np.array(n), kinks))
+    rows = [_row(*t[:3], t[3], t[4], t[5], threshold, floor) for t in per_tensor]
+    for layer in dict.fromkeys(t[0] for t in per_tensor):
+        mine = [t for t in per_tensor if t[0] == layer]
+        a = np.concatenate([t[3] for t in mine])
+        n = np.concatenate([t[4] for t in mine])
+        size = sum(t[2] for t in mine)
+        rows.append(_row(layer, "*", size, a, n, sum(t[5] for t in mine), threshold, floor))
+    return rows, passes
+
+
+def _run_directional(p: _Problem, eps: float, directions: int, rng, threshold) -> tuple[list, int]:
+    """Directional derivatives for "all", each layer, and each tensor."""
+    floor = _floor(p.loss(), eps)  # one unperturbed pass: also the reference side of every kink
+    base_sig = p.signature() if p.signature else None
+    originals = [arr.copy() for _, _, arr in p.tensors]
+    passes = 1
+
+    def along(members: list[int], u: list[np.ndarray], step: float) -> float:
+        for k, uk in zip(members, u, strict=True):
+            np.add(originals[k], step * uk, out=p.tensors[k][2], casting="unsafe")
+        value = p.loss()
+        for k in members:
+            p.tensors[k][2][...] = originals[k]
+        return value
+
+    groups: list[tuple[str, str, list[int]]] = [("all", "*", list(range(len(p.tensors))))]
+    for layer in dict.fromkeys(t[0] for t in p.tensors):
+        members = [k for k, t in enumerate(p.tensors) if t[0] == layer]
+        groups.append((layer, "*", members))
+        groups += [(layer, p.tensors[k][1], [k]) for k in members]
+    rows = []
+    for layer, tensor, members in groups:
+        a, n, kinks = [], [], 0
+        for _ in range(directions):
+            for _ in range(MAX_REDRAWS):
+                u = [rng.standard_normal(originals[k].shape) for k in members]
+                norm = np.sqrt(sum(float(np.vdot(x, x)) for x in u))
+                u = [x / norm for x in u]
+                lp = along(members, u, eps)
+                sig_p = p.signature() if p.signature else None
+                lm = along(members, u, -eps)
+                sig_m = p.signature() if p.signature else None
+                passes += 2
+                if base_sig is None or (sig_p == base_sig and sig_m == base_sig):
+                    break
+                kinks += 1
+            else:
+                continue  # every redraw straddled a kink: this direction is not compared
+            a.append(sum(float(np.vdot(p.analytic[k], x)) for k, x in zip(members, u, strict=True)))
+            n.append((lp - lm) / (2 * eps))
+        size = sum(originals[k].size for k in members)
+        rows.append(_row(layer, tensor, size, np.array(a), np.array(n), kinks, threshold, floor))
+    return rows, passes
+
+
+def _check(
+    p: _Problem,
+    mode: str,
+    eps: float,
+    threshold: float,
+    entries: int | None,
+    directions: int,
+    seed: int,
+    dtype: np.dtype,
+) -> GradcheckReport:
+    if mode not in ("entries", "directional"):
+        raise ValueError(f"mode: unknown value {mode!r}; allowed: entries, directional")
+    rng = np.random.default_rng(seed)
+    if mode == "entries":
+        rows, passes = _run_entries(p, eps, entries, rng, threshold)
+    else:
+        rows, passes = _run_directional(p, eps, directions, rng, threshold)
+    return GradcheckReport(mode, threshold, eps, str(dtype), rows, passes)
+
+
+def _not_meaningful(report: GradcheckReport) -> GradcheckReport:
+    if report.dtype != "float64":
+        report.meaningful = False
+        report.notes.append(
+            f"{report.dtype}: central differences drown in rounding; this check is not meaningful. "
+            "Check in float64."
+        )
+    return report
+
+
+def check_function(
+    loss: Callable[[], float],
+    tensors: dict[str, np.ndarray],
+    grads: dict[str, np.ndarray],
+    *,
+    mode: str = "entries",
+    eps: float = 6e-6,
+    threshold: float = THRESHOLD64,
+    entries: int | None = None,
+    directions: int = 4,
+    seed: int = 0,
+) -> GradcheckReport:
+    """Check ``grads`` (analytic dL/d tensor) of any scalar ``loss()`` that reads ``tensors``,
+    which are perturbed in place and restored."""
+    p = _Problem(loss, [("fn", k, v) for k, v in tensors.items()], [grads[k] for k in tensors])
+    dtype = np.result_type(*tensors.values())
+    return _not_meaningful(_check(p, mode, eps, threshold, entries, directions, seed, dtype))
+
+
+def check_layer(
+    layer: Layer,
+    x: np.ndarray,
+    dout: np.ndarray | None = None,
+    *,
+    mode: str = "entries",
+    eps: float = 6e-6,
+    threshold: float = THRESHOLD64,
+    entries: int | None = None,
+    directions: int = 4,
+    seed: int = 0,
+) -> GradcheckReport:
+    """Check one layer (or block) with upstream gradient ``dout``, i.e. L = sum(layer(x) * dout).
+    ``dout`` defaults to N(0, 1) entries drawn from ``seed``. Checks every param and the input."""
+    x = np.array(x, copy=True)
+    y = layer.forward(x)
+    if dout is None:
+        dout = np.random.default_rng([seed, 1]).standard_normal(y.shape).astype(y.dtype)
+    dx = layer.backward(dout)
+    tensors = [(layer.name, k, v) for k, v in layer.params.items()] + [("input", "x", x)]
+    analytic = [layer.grads[k].copy() for k in layer.params] + [dx.copy()]
+    p = _Problem(lambda: float(np.vdot(layer.forward(x), dout)), tensors, analytic, _kink_signature(layer))
+    report = _check(p, mode, eps, threshold, entries, directions, seed, x.dtype)
+    return _not_meaningful(report)
+
+
+def check_loss(
+    loss,
+    y: np.ndarray,
+    target: np.ndarray | None = None,
+    *,
+    mode: str = "entries",
+    eps: float = 6e-6,
+    threshold: float = THRESHOLD64,
+    entries: int | None = None,
+    directions: int = 4,
+    seed: int = 0,
+) -> GradcheckReport:
+    """Check a loss's dL/dy at ``y``."""
+    y = np.array(y, copy=True)
+    loss.forward(y, target)
+    p = _Problem(lambda: loss.forward(y, target), [("loss", "y", y)], [loss.backward().copy()])
+    return _not_meaningful(_check(p, mode, eps, threshold, entries, directions, seed, y.dtype))
+
+
+def check_network(
+    net: Network,
+    x: np.ndarray,
+    loss,
+    target: np.ndarray | None = None,
+    *,
+    mode: str = "entries",
+    eps: float = 6e-6,
+    threshold: float | None = None,
+    entries: int | None = None,
+    directions: int = 4,
+    seed: int = 0,
+) -> GradcheckReport:
+    """Check a whole network under ``loss``: every parameter tensor of every layer, and the input.
+    Rows are named by network layer ("layer1" ... "readout", "input")."""
+    x = np.array(x, dtype=net.dtype, copy=True)
+    loss.forward(net.forward(x), target)
+    dx = net.backward(loss.backward())
+    analytic = [g.copy() for _, _, g in net.parameters()] + [dx.copy()]
+    ref = net if net.dtype == np.float64 else net.astype("float64")
+    x_ref = x.astype(np.float64)
+    tensors = [(k.split(".")[0], k.split(".", 1)[1], v) for k, v, _ in ref.parameters()]
+    tensors.append(("input", "x", x_ref))
+    p = _Problem(lambda: loss.forward(ref.forward(x_ref), target), tensors, analytic, _kink_signature(ref))
+    if threshold is None:
+        threshold = THRESHOLD64 if net.dtype == np.float64 else THRESHOLD32
+    report = _check(p, mode, eps, threshold, entries, directions, seed, net.dtype)
+    if net.dtype != np.float64:
+        report.notes.append(
+            f"{net.dtype} gradients checked against central differences of a float64 copy; "
+            f"errors up to ~{THRESHOLD32:g} are {net.dtype} rounding."
+        )
+    return report

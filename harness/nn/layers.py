@@ -1,0 +1,90 @@
+"""Primitive layers: each has ``params`` and ``grads`` dicts with the same keys, ``forward(x)`` that
+caches what ``backward`` needs, and ``backward(dout) -> dx`` that overwrites ``grads`` in place.
+
+Shapes: x is (batch, fan_in), the output (batch, fan_out). Gradients are not accumulated: each backward
+pass overwrites ``grads`` with the gradient of the last forward pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.nn.activations import get_activation
+
+
+class Layer:
+    """What every layer has. Containers (``Sequential``) record on each child after a pass:
+    ``h_in``/``h_out`` (its forward input and output) and ``grad_in``/``grad_out``
+    (dL/dh_in and dL/dh_out, the gradient flowing through it)."""
+
+    name: str = "layer"
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.h_in: np.ndarray | None = None
+        self.h_out: np.ndarray | None = None
+        self.grad_in: np.ndarray | None = None
+        self.grad_out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def sublayers(self) -> list[Layer]:
+        """Direct children (none for a primitive layer)."""
+        return []
+
+
+class Linear(Layer):
+    """y = x @ W + b, W of shape (fan_in, fan_out), b of shape (fan_out,).
+
+    Backward: dW = x^T dout, db = sum_batch dout, dx = dout W^T.
+    """
+
+    name = "linear"
+
+    def __init__(self, W: np.ndarray, b: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.params["W"] = W
+        self.grads["W"] = np.zeros_like(W)
+        if b is not None:
+            self.params["b"] = b
+            self.grads["b"] = np.zeros_like(b)
+        self.x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        y = x @ self.params["W"]
+        if "b" in self.params:
+            y += self.params["b"]
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        np.matmul(self.x.T, dout, out=self.grads["W"])
+        if "b" in self.params:
+            np.sum(dout, axis=0, out=self.grads["b"])
+        return dout @ self.params["W"].T
+
+
+class Activation(Layer):
+    """y = phi(x) elementwise; backward dx = dout * phi'(x). No parameters."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.fn = get_activation(name)
+        self.name = name
+        self.x: np.ndarray | None = None
+        self.y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        self.y = self.fn.f(x)
+        return self.y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx = self.fn.df(self.x, self.y)
+        dx *= dout
+        return dx

@@ -1,0 +1,233 @@
+"""A network built from a plain spec.
+
+What "depth" counts: the number of hidden layers, i.e. of nonlinearities. A network of depth D has
+D hidden blocks and one linear readout, so D + 1 weight matrices (D + 1 Linear layers when there are no
+skips). ``Network.layers`` is ``[block_1, ..., block_D, readout]``; the output of block l is the hidden
+representation h_l (h_0 is the input).
+
+- plain block (``skip=False``):  h_l = phi(norm(h_{l-1} @ W_l + b_l))
+- residual block (``skip=True``): h_l = S(h_{l-1}) + alpha * F(h_{l-1}), F = ``block_layers`` (1 or 2)
+  plain blocks, S the identity, or a bias-free projection where the widths differ (the first block
+  when input_dim != width). alpha is ``skip_scale``: a number, or "1/sqrt(depth)".
+- readout: y = h_D @ W_out + b_out, no activation.
+
+Every weight matrix (projections included) uses the spec's init scheme and init scale; biases are
+N(0, bias_std^2). With ``norm="batch"`` the Linear before the norm has no bias (BatchNorm's beta makes
+it redundant: its gradient is exactly zero). The seed's ``SimpleNet([n0, n1, ..., nD, nout])`` is
+``NetworkSpec(input_dim=n0, width=[n1, ..., nD], depth=D, output_dim=nout, activation="relu")``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from harness.nn.activations import ACTIVATIONS
+from harness.nn.containers import ResidualBlock, Sequential
+from harness.nn.init import INIT_ALIASES, INIT_SCHEMES, init_bias, init_weight
+from harness.nn.layers import Activation, Layer, Linear
+from harness.nn.norm import BatchNorm, LayerNorm
+
+NORMS = ("none", "layer", "batch")
+DTYPES = ("float32", "float64")
+SKIP_SCALES = ("a positive number", "1/sqrt(depth)")
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+
+
+def _finite_number(name: str, value: object, *, positive: bool) -> None:
+    ok = isinstance(value, int | float | np.floating) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name}: must be a finite number {bound}, got {value!r}")
+
+
+@dataclass
+class NetworkSpec:
+    """Everything that defines a network; ``build_network(spec)`` turns it into one."""
+
+    input_dim: int = 16
+    width: int | list[int] = 64  # one width for all hidden layers, or a list of ``depth`` widths
+    depth: int = 10  # hidden layers (nonlinearities); the network has depth + 1 weight matrices
+    output_dim: int = 1
+    activation: str = "relu"
+    init: str = "he_normal"
+    init_scale: float = 1.0  # multiplies every weight's standard deviation
+    bias_std: float = 0.0
+    skip: bool = False
+    skip_scale: float | str = 1.0  # alpha in h + alpha F(h): a number or "1/sqrt(depth)"
+    block_layers: int = 1  # plain layers inside each residual branch F (1 or 2)
+    norm: str = "none"  # none | layer | batch
+    dtype: str = "float64"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field and its allowed values."""
+        for name in ("input_dim", "depth", "output_dim"):
+            _positive_int(name, getattr(self, name))
+        if isinstance(self.width, list | tuple):
+            if len(self.width) != self.depth:
+                raise ValueError(f"width: a list must have depth={self.depth} entries, got {len(self.width)}")
+            for w in self.width:
+                _positive_int("width", w)
+        else:
+            _positive_int("width", self.width)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation: unknown value {self.activation!r}; allowed: {', '.join(ACTIVATIONS)}"
+            )
+        if self.init not in INIT_SCHEMES and self.init not in INIT_ALIASES:
+            allowed = ", ".join(INIT_SCHEMES + tuple(INIT_ALIASES))
+            raise ValueError(f"init: unknown value {self.init!r}; allowed: {allowed}")
+        _finite_number("init_scale", self.init_scale, positive=True)
+        _finite_number("bias_std", self.bias_std, positive=False)
+        if not isinstance(self.skip, bool):
+            raise ValueError(f"skip: must be true or false, got {self.skip!r}")
+        if self.skip_scale != "1/sqrt(depth)":
+            try:
+                _finite_number("skip_scale", self.skip_scale, positive=True)
+            except ValueError:
+                raise ValueError(
+                    f"skip_scale: allowed: {' or '.join(SKIP_SCALES)}; got {self.skip_scale!r}"
+                ) from None
+        if self.block_layers not in (1, 2) or isinstance(self.block_layers, bool):
+            raise ValueError(f"block_layers: allowed: 1, 2; got {self.block_layers!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm: unknown value {self.norm!r}; allowed: {', '.join(NORMS)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype: unknown value {self.dtype!r}; allowed: {', '.join(DTYPES)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or self.seed < 0:
+            raise ValueError(f"seed: must be an integer >= 0, got {self.seed!r}")
+
+    @property
+    def widths(self) -> list[int]:
+        """Widths of h_1 ... h_depth."""
+        if isinstance(self.width, list | tuple):
+            return [int(w) for w in self.width]
+        return [int(self.width)] * self.depth
+
+    @property
+    def alpha(self) -> float:
+        """The residual scale alpha as a number."""
+        if self.skip_scale == "1/sqrt(depth)":
+            return 1.0 / math.sqrt(self.depth)
+        return float(self.skip_scale)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Network(Sequential):
+    """``layers = [block_1, ..., block_depth, readout]``; see the module docstring.
+
+    After ``forward``/``backward`` each layer l holds ``h_in``/``h_out`` (h_{l-1}, h_l),
+    ``grad_in``/``grad_out`` (dL/dh_{l-1}, dL/dh_l) and its ``grads``.
+    """
+
+    name = "network"
+
+    def __init__(self, spec: NetworkSpec, layers: list[Layer]) -> None:
+        names = [f"layer{i + 1}" for i in range(spec.depth)] + ["readout"]
+        super().__init__(layers, names=names)
+        for layer, layer_name in zip(layers, names, strict=True):
+            layer.name = layer_name
+        self.spec = spec
+        self.dtype = np.dtype(spec.dtype)
+
+    @property
+    def hidden(self) -> list[Layer]:
+        """The ``depth`` hidden blocks (all layers but the readout)."""
+        return self.layers[:-1]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (batch, input_dim) -> y: (batch, output_dim), computed in the spec's dtype."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.spec.input_dim:
+            raise ValueError(
+                f"x: expected shape (batch, {self.spec.input_dim}) for input_dim="
+                f"{self.spec.input_dim}, got {x.shape}"
+            )
+        return super().forward(x.astype(self.dtype, copy=False))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy = dL/dy: (batch, output_dim) -> dL/dx: (batch, input_dim); fills every ``grads``."""
+        return super().backward(np.asarray(dy, dtype=self.dtype))
+
+    def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(name, param, grad) triples in a fixed order, for optimisers."""
+        return [(k, self.params[k], self.grads[k]) for k in self.params]
+
+    def astype(self, dtype: str) -> Network:
+        """A copy in another dtype ("float32" or "float64") with the same parameter values."""
+        twin = build_network(replace(self.spec, dtype=dtype))
+        for key, value in self.params.items():
+            twin.params[key][...] = value
+        return twin
+
+    def gradient_norms(self) -> dict[str, np.ndarray]:
+        """Per hidden layer l = 1..depth, after a backward pass (arrays of length depth):
+
+        - ``W``: ||dL/dW_l||, Frobenius norm over the block's weight matrices (shortcut excluded);
+        - ``b``: ||dL/db_l|| over its biases (0 where it has none);
+        - ``h``: ||dL/dh_l||, over the whole batch, at the block's output.
+        """
+
+        def norm_of(layer: Layer, last: str) -> float:
+            keys = [k for k in layer.grads if k.endswith(last) and not k.startswith("shortcut")]
+            return math.sqrt(sum(float(np.vdot(layer.grads[k], layer.grads[k])) for k in keys))
+
+        return {
+            "W": np.array([norm_of(layer, "W") for layer in self.hidden]),
+            "b": np.array([norm_of(layer, "b") for layer in self.hidden]),
+            "h": np.array([np.linalg.norm(layer.grad_out) for layer in self.hidden]),
+        }
+
+
+def _plain_block(fan_in: int, fan_out: int, spec: NetworkSpec, rng: np.random.Generator) -> Sequential:
+    """Linear -> [LayerNorm | BatchNorm] -> activation."""
+    dtype = np.dtype(spec.dtype)
+    W = init_weight(spec.init, fan_in, fan_out, rng, spec.init_scale, dtype)
+    b = None if spec.norm == "batch" else init_bias(fan_out, rng, spec.bias_std, dtype)
+    layers: list[Layer] = [Linear(W, b)]
+    names = ["linear"]
+    if spec.norm != "none":
+        norm_cls = LayerNorm if spec.norm == "layer" else BatchNorm
+        layers.append(norm_cls(fan_out, dtype))
+        names.append("norm")
+    layers.append(Activation(spec.activation))
+    names.append("act")
+    return Sequential(layers, names=names, name="block")
+
+
+def _residual_block(fan_in: int, fan_out: int, spec: NetworkSpec, rng: np.random.Generator) -> ResidualBlock:
+    dims = [fan_in] + [fan_out] * spec.block_layers
+    inner = [_plain_block(dims[i], dims[i + 1], spec, rng) for i in range(spec.block_layers)]
+    branch = inner[0] if spec.block_layers == 1 else Sequential(inner, name="branch")
+    shortcut = None
+    if fan_in != fan_out:
+        dtype = np.dtype(spec.dtype)
+        shortcut = Linear(init_weight(spec.init, fan_in, fan_out, rng, spec.init_scale, dtype))
+    return ResidualBlock(branch, spec.alpha, shortcut)
+
+
+def build_network(spec: NetworkSpec) -> Network:
+    """Build the network ``spec`` describes, drawing every parameter from
+    ``np.random.default_rng(spec.seed)`` in layer order (same spec, same numbers)."""
+    spec.validate()
+    rng = np.random.default_rng(spec.seed)
+    dims = [spec.input_dim] + spec.widths
+    make_block = _residual_block if spec.skip else _plain_block
+    layers: list[Layer] = [make_block(dims[i], dims[i + 1], spec, rng) for i in range(spec.depth)]
+    dtype = np.dtype(spec.dtype)
+    W = init_weight(spec.init, dims[-1], spec.output_dim, rng, spec.init_scale, dtype)
+    layers.append(Linear(W, init_bias(spec.output_dim, rng, spec.bias_std, dtype)))
+    return Network(spec, layers)
