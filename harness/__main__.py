@@ -1,3 +1,3 @@
-from harness.demo import main
+from harness.app import main
 
 main()

@@ -1,0 +1,124 @@
+"""Datasets as arrays: ``load_data(config, rng) -> Dataset``.
+
+- ``gaussian``: x ~ N(0, I) of ``input_dim`` (init studies; no targets: the probe loss supplies dL/dy).
+- ``teacher_student``: y = tanh(x A / sqrt(d)) B / sqrt(teacher_width) + noise * N(0, 1), a random
+  one-hidden-layer tanh teacher; regression.
+- ``spirals``: two interleaved spirals in 2-D (Lang & Witbrock), Gaussian jitter ``noise``; 2 classes.
+- ``blobs``: ``classes`` Gaussian blobs with centres ~ N(0, I) * 3 in ``input_dim``, spread ``noise``.
+- ``digits``: scikit-learn's bundled 8x8 digits (1,797 images, 10 classes, pixels scaled to [0, 1]);
+  needs scikit-learn (``pip install -e ".[digits]"``).
+- ``file``: a user's ``.npz`` (arrays ``x``, ``y``; optional ``x_test``, ``y_test``) or ``.csv`` (numbers,
+  last column the target; integer targets make a classification set).
+
+Every draw comes from the Generator passed in: same seed, same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.config import ConfigError, DataConfig
+
+
+@dataclass
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    classes: int = 0  # 0 for regression / no targets
+
+    @property
+    def input_dim(self) -> int:
+        return self.x_train.shape[1]
+
+    def output_dim(self, default: int) -> int:
+        """Classes for classification, target width for regression, else ``default``."""
+        if self.classes:
+            return self.classes
+        if self.y_train is not None:
+            return self.y_train.shape[1]
+        return default
+
+
+def _split(x: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generator):
+    order = rng.permutation(len(x))
+    n_test = max(1, int(round(fraction * len(x))))
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+def _spirals(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    labels = rng.integers(0, 2, size=n)
+    t = np.sqrt(rng.uniform(0, 1, size=n)) * 3 * np.pi  # denser near the centre, as usual
+    sign = np.where(labels == 0, 1.0, -1.0)[:, None]
+    x = sign * np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (3 * np.pi)
+    x += noise * rng.standard_normal(x.shape)
+    return x, labels
+
+
+def _from_file(cfg: DataConfig, rng: np.random.Generator) -> Dataset:
+    path = Path(cfg.path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"data.path: no file at {path}; give a .npz or .csv file")
+    if path.suffix == ".npz":
+        with np.load(path) as f:
+            missing = {"x", "y"} - set(f.files)
+            if missing:
+                raise ConfigError(f"data.path: {path} lacks arrays {sorted(missing)}; needs x and y")
+            arrays = {k: f[k] for k in f.files}
+        x, y = arrays["x"], arrays["y"]
+        split = ("x_test" in arrays and "y_test" in arrays, arrays.get("x_test"), arrays.get("y_test"))
+    elif path.suffix == ".csv":
+        table = np.loadtxt(path, delimiter=",", ndmin=2)
+        x, y = table[:, :-1], table[:, -1]
+        if np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        split = (False, None, None)
+    else:
+        raise ConfigError(f"data.path: {path.suffix or 'no suffix'} is not supported; allowed: .npz, .csv")
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if split[0]:
+        xtr, ytr, xte, yte = x, y, np.asarray(split[1], np.float64).reshape(len(split[1]), -1), split[2]
+    else:
+        xtr, ytr, xte, yte = _split(x, y, cfg.test_fraction, rng)
+    if np.issubdtype(np.asarray(y).dtype, np.integer):
+        classes = int(max(ytr.max(), yte.max())) + 1
+        return Dataset(xtr, ytr.astype(np.int64), xte, np.asarray(yte, np.int64), classes)
+    as_2d = lambda a: np.asarray(a, np.float64).reshape(len(a), -1)  # noqa: E731
+    return Dataset(xtr, as_2d(ytr), xte, as_2d(yte))
+
+
+def load_data(cfg: DataConfig, rng: np.random.Generator) -> Dataset:
+    """The dataset ``cfg`` names, drawn from ``rng``."""
+    n, n_test, d = cfg.n_train, cfg.n_test, cfg.input_dim
+    if cfg.name == "gaussian":
+        return Dataset(rng.standard_normal((n, d)), None, rng.standard_normal((n_test, d)), None)
+    if cfg.name == "teacher_student":
+        a = rng.standard_normal((d, cfg.teacher_width)) / np.sqrt(d)
+        b = rng.standard_normal((cfg.teacher_width, cfg.output_dim)) / np.sqrt(cfg.teacher_width)
+        x = rng.standard_normal((n + n_test, d))
+        y = np.tanh(x @ a) @ b + cfg.noise * rng.standard_normal((n + n_test, cfg.output_dim))
+        return Dataset(x[:n], y[:n], x[n:], y[n:])
+    if cfg.name == "spirals":
+        x, y = _spirals(n + n_test, cfg.noise, rng)
+        return Dataset(x[:n], y[:n], x[n:], y[n:], classes=2)
+    if cfg.name == "blobs":
+        centres = 3.0 * rng.standard_normal((cfg.classes, d))
+        y = rng.integers(0, cfg.classes, size=n + n_test)
+        x = centres[y] + cfg.noise * rng.standard_normal((n + n_test, d))
+        return Dataset(x[:n], y[:n], x[n:], y[n:], classes=cfg.classes)
+    if cfg.name == "digits":
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise ConfigError(
+                'data.name: digits needs scikit-learn; install it with pip install -e ".[digits]"'
+            ) from None
+        bunch = load_digits()
+        xtr, ytr, xte, yte = _split(bunch.data / 16.0, bunch.target.astype(np.int64), cfg.test_fraction, rng)
+        return Dataset(xtr, ytr, xte, yte, classes=10)
+    return _from_file(cfg, rng)

@@ -1,0 +1,86 @@
+"""Per-layer statistics of a network after a forward and a backward pass.
+
+For hidden layer l = 1..depth (arrays of length depth, NaN where a quantity does not apply):
+
+- ``grad_W``, ``grad_b``: ||dL/dW_l||, ||dL/db_l|| (Frobenius, over the block's weights/biases,
+  shortcut projections excluded);
+- ``grad_h``: ||dL/dh_l|| over the whole batch, h_l the block's output;
+- ``act_mean``, ``act_std``: mean and standard deviation of the activation phi(z_l) over batch and units
+  (for residual blocks, the branch's last activation);
+- ``act_saturated`` (sigmoid, tanh): fraction of entries with phi(z) within 1% of its bounds
+  (|tanh| > 0.99; sigmoid < 0.01 or > 0.99), where phi' is nearly 0;
+- ``act_dead`` (relu): fraction of units that are 0 on every sample of the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.nn.layers import Activation, Layer
+from harness.nn.network import Network
+
+STATS = ("grad_W", "grad_b", "grad_h", "act_mean", "act_std", "act_saturated", "act_dead")
+
+
+def _last_activation(layer: Layer) -> Activation | None:
+    found = None
+    stack = [layer]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, Activation):
+            found = node
+        stack.extend(node.sublayers())
+    return found
+
+
+def _saturated(name: str, y: np.ndarray) -> float:
+    if name == "tanh":
+        return float(np.count_nonzero(np.abs(y) > 0.99)) / y.size
+    if name == "sigmoid":
+        return float(np.count_nonzero(np.abs(y - 0.5) > 0.49)) / y.size
+    return float("nan")
+
+
+def _dead(name: str, y: np.ndarray) -> float:
+    if name != "relu":
+        return float("nan")
+    return float(np.count_nonzero(~np.any(y > 0, axis=0))) / y.shape[1]
+
+
+def layer_stats(net: Network) -> dict[str, np.ndarray]:
+    """The statistics above, read from the network's last forward and backward pass."""
+    out = {k: np.full(net.spec.depth, np.nan) for k in STATS}
+    norms = net.gradient_norms()
+    out["grad_W"], out["grad_b"], out["grad_h"] = norms["W"], norms["b"], norms["h"]
+    for i, block in enumerate(net.hidden):
+        act = _last_activation(block)
+        y = act.y
+        out["act_mean"][i] = float(y.mean())
+        out["act_std"][i] = float(y.std())
+        out["act_saturated"][i] = _saturated(act.name, y)
+        out["act_dead"][i] = _dead(act.name, y)
+    return out
+
+
+def log_slope(values: np.ndarray) -> float:
+    """Least-squares slope of log(values) against the layer index 1..n (NaN if any is not > 0)."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        return float("nan")
+    return float(np.polyfit(np.arange(1, values.size + 1), np.log(values), 1)[0])
+
+
+def first_nonfinite_layer(net: Network) -> int:
+    """Hidden layer (1-based, readout = depth + 1) where a non-finite value first shows, or 0.
+
+    Forward order for activations first (where an overflow is born), then backward order for
+    gradients (a finite forward pass can still overflow on the way back)."""
+    for i, layer in enumerate(net.layers):
+        if layer.h_out is not None and not np.all(np.isfinite(layer.h_out)):
+            return i + 1
+    for i in range(len(net.layers) - 1, -1, -1):
+        layer = net.layers[i]
+        grads_ok = all(np.all(np.isfinite(g)) for g in layer.grads.values())
+        if not grads_ok or (layer.grad_in is not None and not np.all(np.isfinite(layer.grad_in))):
+            return i + 1
+    return 0

@@ -1,0 +1,243 @@
+"""One study job, from a validated ``StudyConfig`` to numbers: no Hydra, no MLflow.
+
+- ``init`` mode: ``init.repeats`` independent draws of (network seed, batch, probe direction); one
+  forward and backward pass each, at initialisation. Norms are log-normal across draws, so per-layer
+  norms are averaged in log space (geometric mean, spread = std of log10).
+- ``train`` mode: ``train.steps`` optimiser steps on minibatches; statistics, loss and test accuracy
+  every ``train.log_every`` steps and at the last step. NaN or Inf in the loss or any gradient stops
+  training and is recorded (diverged, its step, the first layer affected): a result, not a crash.
+
+Summary metrics (what makes runs comparable in the MLflow table):
+``grad_ratio_log10`` log10(||dL/dW_1|| / ||dL/dW_D||) (< 0: vanishing towards the input, > 0: exploding);
+``grad_h_slope`` least-squares slope of log ||dL/dh_l||^2 against l (per layer; 0 is critical);
+``grad_norm_min`` / ``grad_norm_max`` over layers of ||dL/dW_l||; ``gradcheck_max_rel_error`` (over
+rows the differences resolve), ``gradcheck_unresolved`` (rows below the rounding floor), ``gradcheck_passed``;
+``final_loss``, ``final_accuracy`` (train mode); ``diverged`` (0/1), ``diverged_step``, ``diverged_layer``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.config import StudyConfig
+from harness.data import Dataset, load_data
+from harness.gradcheck import GradcheckReport, check_network
+from harness.nn import (
+    LinearProbe,
+    MSELoss,
+    Network,
+    SoftmaxCrossEntropy,
+    build_network,
+    global_grad_norm,
+    make_optimizer,
+)
+from harness.stats import STATS, first_nonfinite_layer, layer_stats, log_slope
+
+NORM_STATS = ("grad_W", "grad_b", "grad_h")
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class StudyResult:
+    mode: str
+    summary: dict[str, float]
+    profile: dict[str, np.ndarray]  # per layer (depth,): geometric means for norms, means otherwise
+    spread: dict[str, np.ndarray]  # per layer: std of log10 for norms, std otherwise (init mode)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # everything, for the .npz artifact
+    gradcheck: GradcheckReport | None = None
+
+
+def progress_printer(label: str, stream=sys.stderr) -> Progress:  # noqa: ANN001
+    """Report progress on one line (a tty) or about every 10% (a log)."""
+    tty = stream.isatty()
+    last = [-1]
+
+    def report(done: int, total: int) -> None:
+        tenth = 10 * done // total
+        if tty:
+            stream.write(f"\r{label}: {done}/{total}")
+            if done == total:
+                stream.write("\n")
+        elif tenth != last[0] or done == total:
+            stream.write(f"{label}: {done}/{total}\n")
+        last[0] = tenth
+        stream.flush()
+
+    return report
+
+
+def _make_loss(cfg: StudyConfig, batch: int, out_dim: int, rng: np.random.Generator, dtype: str):
+    if cfg.loss.name == "probe":
+        return LinearProbe.random((batch, out_dim), rng, dtype)
+    return MSELoss() if cfg.loss.name == "mse" else SoftmaxCrossEntropy()
+
+
+def _batch(data: Dataset, size: int, rng: np.random.Generator):
+    idx = rng.choice(len(data.x_train), size=size, replace=len(data.x_train) < size)
+    return data.x_train[idx], None if data.y_train is None else data.y_train[idx]
+
+
+def _gradcheck(cfg: StudyConfig, net: Network, data: Dataset, rng: np.random.Generator):
+    """The configured check, in float64 on a copy of ``net``."""
+    g = cfg.gradcheck
+    if g.mode == "off":
+        return None
+    twin = net.astype("float64")
+    x, target = _batch(data, g.batch_size, rng)
+    loss = _make_loss(cfg, g.batch_size, net.spec.output_dim, rng, "float64")
+    with np.errstate(all="ignore"):
+        return check_network(
+            twin, x, loss, target, mode=g.mode, threshold=g.threshold,
+            entries=g.entries, directions=g.directions, seed=int(rng.integers(2**31)),
+        )  # fmt: skip
+
+
+def _gradcheck_summary(report: GradcheckReport | None) -> dict[str, float]:
+    if report is None:
+        return {}
+    resolved = [r.rel_error for r in report.rows if not r.noise]
+    return {
+        "gradcheck_max_rel_error": max(resolved, default=float("nan")),
+        "gradcheck_unresolved": float(sum(r.noise for r in report.rows)),
+        "gradcheck_passed": float(report.passed),
+    }
+
+
+def _norm_summary(grad_w: np.ndarray, grad_h: np.ndarray) -> dict[str, float]:
+    with np.errstate(all="ignore"):
+        return {
+            "grad_ratio_log10": float(np.log10(grad_w[0] / grad_w[-1])),
+            "grad_h_slope": log_slope(grad_h**2),
+            "grad_norm_min": float(np.min(grad_w)),
+            "grad_norm_max": float(np.max(grad_w)),
+        }
+
+
+def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
+    """Gradient flow at initialisation over ``cfg.init.repeats`` draws."""
+    data_seed, check_seed, *draw_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + cfg.init.repeats)
+    data = load_data(cfg.data, np.random.default_rng(data_seed))
+    out_dim = data.output_dim(cfg.data.output_dim)
+    per = {k: np.full((cfg.init.repeats, cfg.model.depth), np.nan) for k in STATS}
+    losses = np.full(cfg.init.repeats, np.nan)
+    diverged_layer, first_net = 0, None
+    for r, seed in enumerate(draw_seeds):
+        rng = np.random.default_rng(seed)
+        net = build_network(cfg.network_spec(data.input_dim, out_dim, int(rng.integers(2**31))))
+        first_net = first_net or net
+        x, target = _batch(data, cfg.init.batch_size, rng)
+        loss = _make_loss(cfg, cfg.init.batch_size, out_dim, rng, cfg.model.dtype)
+        with np.errstate(all="ignore"):
+            losses[r] = loss.forward(net.forward(x), target)
+            net.backward(loss.backward())
+            stats = layer_stats(net)
+        for k in STATS:
+            per[k][r] = stats[k]
+        if not diverged_layer and not (math.isfinite(losses[r]) and np.all(np.isfinite(stats["grad_W"]))):
+            diverged_layer = first_nonfinite_layer(net) or cfg.model.depth + 1
+        if progress:
+            progress(r + 1, cfg.init.repeats)
+    profile, spread = {}, {}
+    with np.errstate(all="ignore"), _quiet():
+        for k in STATS:
+            if k in NORM_STATS:
+                logs = np.log10(np.where(np.isfinite(per[k]), per[k], np.nan))
+                profile[k], spread[k] = 10 ** np.nanmean(logs, axis=0), np.nanstd(logs, axis=0)
+            else:
+                profile[k], spread[k] = np.nanmean(per[k], axis=0), np.nanstd(per[k], axis=0)
+        ratio = np.nanmean(np.log10(per["grad_W"][:, 0] / per["grad_W"][:, -1]))
+    report = _gradcheck(cfg, first_net, data, np.random.default_rng(check_seed))
+    summary = _norm_summary(profile["grad_W"], profile["grad_h"]) | {
+        "grad_ratio_log10": float(ratio),  # mean of per-draw log ratios
+        "diverged": float(diverged_layer > 0),
+        "diverged_step": 0.0 if diverged_layer else float("nan"),
+        "diverged_layer": float(diverged_layer) if diverged_layer else float("nan"),
+    }
+    summary |= _gradcheck_summary(report)
+    arrays = {k: v for k, v in per.items()} | {"loss": losses}
+    return StudyResult("init", summary, profile, spread, arrays, report)
+
+
+class _quiet:
+    """Silence numpy's "mean of empty slice" warnings for all-NaN layers (diverged draws)."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def _accuracy(net: Network, data: Dataset) -> float:
+    if not data.classes:
+        return float("nan")
+    with np.errstate(all="ignore"):
+        return float(np.mean(np.argmax(net.forward(data.x_test), axis=1) == data.y_test))
+
+
+def run_train(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
+    """``cfg.train.steps`` optimiser steps, statistics every ``log_every`` steps."""
+    data_seed, net_seed, batch_seed, check_seed = np.random.SeedSequence(cfg.seed).spawn(4)
+    data = load_data(cfg.data, np.random.default_rng(data_seed))
+    out_dim = data.output_dim(cfg.data.output_dim)
+    net_seed = int(np.random.default_rng(net_seed).integers(2**31))
+    net = build_network(cfg.network_spec(data.input_dim, out_dim, net_seed))
+    report = _gradcheck(cfg, net, data, np.random.default_rng(check_seed))
+    rng = np.random.default_rng(batch_seed)
+    loss = _make_loss(cfg, cfg.train.batch_size, out_dim, rng, cfg.model.dtype)
+    o = cfg.optim
+    kwargs = {"adam": {"beta1": o.beta1, "beta2": o.beta2}, "momentum": {"momentum": o.momentum}}
+    opt = make_optimizer(o.name, net.parameters(), o.lr, clip_norm=o.clip_norm, **kwargs.get(o.name, {}))
+    steps, losses, accs, rows = [], [], [], {k: [] for k in STATS}
+    diverged_step = diverged_layer = None
+    total = cfg.train.steps
+    for step in range(total + 1):  # step `total` only measures: the state after the last update
+        x, target = _batch(data, cfg.train.batch_size, rng)
+        with np.errstate(all="ignore"):
+            value = loss.forward(net.forward(x), target)
+            net.backward(loss.backward())
+            finite = math.isfinite(value) and math.isfinite(global_grad_norm(opt.params))
+        if step % cfg.train.log_every == 0 or step == total or not finite:
+            with np.errstate(all="ignore"):
+                stats = layer_stats(net)
+            for k in STATS:
+                rows[k].append(stats[k])
+            steps.append(step)
+            losses.append(value)
+            accs.append(_accuracy(net, data))
+        if not finite:
+            diverged_step, diverged_layer = step, first_nonfinite_layer(net) or cfg.model.depth + 1
+            break
+        if step < total:
+            opt.step()
+        if progress and step % max(1, total // 100) == 0:
+            progress(step, total)
+    if progress:
+        progress(total, total)
+    arrays = {k: np.array(v) for k, v in rows.items()}
+    arrays |= {"steps": np.array(steps), "loss": np.array(losses), "accuracy": np.array(accs)}
+    profile = {k: arrays[k][-1] for k in STATS}
+    spread = {k: np.zeros_like(v) for k, v in profile.items()}
+    first = {k: arrays[k][0] for k in ("grad_W", "grad_h")}
+    summary = _norm_summary(first["grad_W"], first["grad_h"]) | {
+        "final_loss": float(losses[-1]),
+        "final_accuracy": float(accs[-1]),
+        "diverged": float(diverged_step is not None),
+        "diverged_step": float("nan") if diverged_step is None else float(diverged_step),
+        "diverged_layer": float("nan") if diverged_layer is None else float(diverged_layer),
+    }
+    summary |= _gradcheck_summary(report)
+    return StudyResult("train", summary, profile, spread, arrays, report)
+
+
+def run_study(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
+    return run_init(cfg, progress) if cfg.mode == "init" else run_train(cfg, progress)
