@@ -37,8 +37,10 @@ MAX_COMBINATIONS = 512  # beyond this, each swept value is validated on its own
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve",
               "--shell-completion", "-sc", "--version", "--package", "-p"}  # fmt: skip
 VALUE_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
-SHORT_NAMES = {"model.depth": "depth", "model.activation": "act", "model.init_scale": "scale",
-               "model.init": "init", "model.skip": "skip", "model.norm": "norm", "model.width": "width"}  # fmt: skip
+SHORT_NAMES = {
+    "model.depth": "depth", "model.activation": "act", "model.init_scale": "scale", "model.init": "init",
+    "model.skip": "skip", "model.norm": "norm", "model.width": "width",
+}  # fmt: skip
 
 
 def register_bases() -> None:
