@@ -36,6 +36,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 MAX_COMBINATIONS = 512  # beyond this, each swept value is validated on its own
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve",
               "--shell-completion", "-sc", "--version", "--package", "-p"}  # fmt: skip
+NOT_IN_NAMES = ("hydra", "study", "debug", "launcher", "experiment", "tracking", "gradcheck")
 VALUE_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
 SHORT_NAMES = {
     "model.depth": "depth", "model.activation": "act", "model.init_scale": "scale", "model.init": "init",
@@ -149,7 +150,7 @@ def run_name(overrides: list[str], keys: list[str] | None, default: str) -> str:
     values = {}
     for line in overrides:
         key, _, value = line.lstrip("+~").partition("=")
-        if key.startswith("hydra") or (keys is not None and key not in keys):
+        if key.startswith(NOT_IN_NAMES) or (keys is not None and key not in keys):
             continue
         if key == "model.skip":
             value = {"true": "on", "false": "off"}.get(value.lower(), value)

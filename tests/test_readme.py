@@ -11,3 +11,20 @@ def test_readme_python_blocks_run():
     assert blocks, "the README has no Python example"
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
+
+
+def test_readme_harness_commands_validate():
+    import shlex
+
+    from harness.app import validate_command
+
+    commands = [
+        line.split("#")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+        for line in block.splitlines()
+        if line.startswith("harness ") and "--help" not in line
+    ]
+    assert len(commands) >= 6
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        assert validate_command(argv) >= 1, command

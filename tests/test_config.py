@@ -1,0 +1,108 @@
+"""Every shipped config composes with Hydra's compose API and validates; bad values are named."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from harness.app import CONF_DIR, group_options, run_name, validate_command
+from harness.config import ConfigError, StudyConfig, config_hash, parse_config
+
+GROUPS = [
+    "model",
+    "data",
+    "loss",
+    "optim",
+    "train",
+    "gradcheck",
+    "tracking",
+    "launcher",
+    "debug",
+    "experiment",
+]
+
+
+def _compose(overrides):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _needs(group, option):
+    """Options that only make sense with a matching loss, mode or file."""
+    extra = {
+        ("data", "teacher_student"): ["loss=mse"],
+        ("data", "spirals"): ["loss=cross_entropy"],
+        ("data", "blobs"): ["loss=cross_entropy"],
+        ("data", "digits"): ["loss=cross_entropy"],
+        ("data", "file"): ["loss=mse", f"data.path={Path(__file__).resolve().parent / 'data' / 'tiny.csv'}"],
+        ("loss", "mse"): ["data=teacher_student"],
+        ("loss", "cross_entropy"): ["data=spirals"],
+    }
+    return extra.get((group, option), [])
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert group_options(group), group
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g in GROUPS for o in group_options(g)], ids=lambda v: str(v)
+)
+def test_every_shipped_config_composes_and_validates(group, option):
+    values = _compose([f"{group}={option}", *_needs(group, option)])
+    config = parse_config(values)
+    assert isinstance(config, StudyConfig)
+    chosen = {"data": config.data.name, "loss": config.loss.name, "optim": config.optim.name,
+              "gradcheck": config.gradcheck.mode}  # fmt: skip
+    if group in chosen:
+        assert chosen[group] == option  # the option is the one composed
+
+
+def test_default_config_is_the_documented_study():
+    config = parse_config(_compose([]))
+    assert (config.mode, config.model.depth, config.model.activation, config.loss.name) == (
+        "init", 20, "tanh", "probe",
+    )  # fmt: skip
+
+
+def test_experiments_sweep_what_they_say():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=vanishing_sweep"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"model.depth", "model.activation", "model.init_scale", "model.skip"}
+    assert validate_command(["experiment=vanishing_sweep"]) == 2 * 3 * 3 * 2
+
+
+def test_command_validation_counts_jobs_and_names_bad_keys():
+    assert validate_command(["-m", "model.depth=3,5", "model.skip=false,true", "debug=default"]) == 4
+    with pytest.raises(ConfigError, match=r"^model\.width: got -4; allowed: an integer > 0$"):
+        validate_command(["-m", "model.width=8,-4"])
+    with pytest.raises(ConfigError, match=r"^model\.depht: unknown key; allowed keys: model\.depth"):
+        validate_command(["model.depht=3"])
+    with pytest.raises(ConfigError, match=r"^bogus: unknown key; allowed keys: study, mode, seed"):
+        validate_command(["+bogus=1"])
+    with pytest.raises(ConfigError, match=r"^optim: unknown option 'rmsprop'; allowed: adam, momentum, sgd$"):
+        validate_command(["optim=rmsprop"])
+
+
+def test_config_hash_ignores_tracking_only():
+    a = parse_config(_compose([]))
+    b = parse_config(_compose(["tracking.max_layers=4", "tracking.figures=false"]))
+    c = parse_config(_compose(["model.depth=5"]))
+    assert config_hash(a) == config_hash(b) != config_hash(c)
+
+
+def test_run_names_from_swept_values():
+    overrides = [
+        "model.depth=50",
+        "model.activation=tanh",
+        "model.init_scale=1.5",
+        "model.skip=false",
+        "seed=3",
+    ]
+    swept = ["model.depth", "model.activation", "model.init_scale", "model.skip"]
+    assert run_name(overrides, swept, "x") == "depth=50 act=tanh scale=1.5 skip=off"
+    assert run_name([], None, "default") == "default"

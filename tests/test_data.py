@@ -1,0 +1,59 @@
+"""Datasets: shapes, labels, determinism, and users' own files."""
+
+import numpy as np
+import pytest
+
+from harness.config import ConfigError, DataConfig
+from harness.data import load_data
+
+
+def _load(seed=0, **kw):
+    return load_data(DataConfig(**kw), np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("name", ["gaussian", "teacher_student", "spirals", "blobs"])
+def test_synthetic_shapes_and_determinism(name):
+    a = _load(name=name, n_train=100, n_test=40, input_dim=5, output_dim=2, classes=3)
+    b = _load(name=name, n_train=100, n_test=40, input_dim=5, output_dim=2, classes=3)
+    assert a.x_train.shape[0] == 100 and a.x_test.shape[0] == 40
+    assert np.array_equal(a.x_train, b.x_train)
+    assert not np.array_equal(a.x_train, _load(seed=1, name=name, n_train=100, n_test=40).x_train)
+    if name == "gaussian":
+        assert a.y_train is None and a.output_dim(7) == 7
+    elif name == "teacher_student":
+        assert a.y_train.shape == (100, 2) and a.classes == 0
+    else:
+        assert set(np.unique(a.y_train)) <= set(range(a.classes)) and a.y_train.dtype == np.int64
+
+
+def test_spirals_are_two_balanced_classes():
+    d = _load(name="spirals", n_train=4000, n_test=10, noise=0.0)
+    share = d.y_train.mean()
+    assert abs(share - 0.5) < 5 * np.sqrt(0.25 / 4000)  # binomial standard error
+    # the two arms are point reflections of each other
+    r = np.linalg.norm(d.x_train, axis=1)
+    assert r.max() <= 1.0 + 1e-12
+
+
+def test_npz_and_csv_files(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((50, 3)), rng.integers(0, 4, 50)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    d = _load(name="file", path=str(tmp_path / "d.npz"), test_fraction=0.2)
+    assert d.classes == 4 and len(d.x_train) == 40 and len(d.x_test) == 10
+    np.savetxt(tmp_path / "r.csv", np.column_stack([x, rng.standard_normal(50)]), delimiter=",")
+    r = _load(name="file", path=str(tmp_path / "r.csv"))
+    assert r.classes == 0 and r.y_train.shape[1] == 1 and r.input_dim == 3
+
+
+def test_npz_without_y_names_what_is_missing(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 2)))
+    with pytest.raises(ConfigError, match=r"data.path: .* lacks arrays \['y'\]"):
+        _load(name="file", path=str(tmp_path / "d.npz"))
+
+
+def test_digits_when_scikit_learn_is_installed():
+    pytest.importorskip("sklearn")
+    d = _load(name="digits", test_fraction=0.25)
+    assert d.classes == 10 and d.input_dim == 64 and len(d.x_train) + len(d.x_test) == 1797
+    assert d.x_train.min() >= 0 and d.x_train.max() <= 1

@@ -1,0 +1,60 @@
+"""Per-layer statistics against values known by construction."""
+
+import math
+
+import numpy as np
+
+from harness.nn import NetworkSpec, build_network
+from harness.stats import first_nonfinite_layer, layer_stats, log_slope
+
+
+def _run(spec, x):
+    net = build_network(spec)
+    y = net.forward(x)
+    net.backward(np.ones_like(y))
+    return net
+
+
+def test_dead_and_saturated_fractions():
+    x = np.random.default_rng(0).standard_normal((32, 8))
+    net = _run(NetworkSpec(input_dim=8, width=10, depth=2, output_dim=1, activation="relu", seed=1), x)
+    # make 3 of layer 1's 10 units dead on every input: a large negative bias
+    net.params["layer1.linear.b"][:3] = -1e3
+    y = net.forward(x)
+    net.backward(np.ones_like(y))
+    s = layer_stats(net)
+    assert s["act_dead"][0] == 0.3 and math.isnan(s["act_saturated"][0])
+    tanh = _run(
+        NetworkSpec(input_dim=8, width=10, depth=2, output_dim=1, activation="tanh", init_scale=50.0), x
+    )
+    st = layer_stats(tanh)
+    assert st["act_saturated"][0] > 0.9 and math.isnan(st["act_dead"][0])
+    mild = _run(
+        NetworkSpec(input_dim=8, width=10, depth=2, output_dim=1, activation="tanh", init_scale=0.01), x
+    )
+    assert layer_stats(mild)["act_saturated"][0] == 0.0
+
+
+def test_norms_match_the_network_and_activation_moments():
+    x = np.random.default_rng(1).standard_normal((16, 4))
+    net = _run(NetworkSpec(input_dim=4, width=6, depth=3, output_dim=2), x)
+    s = layer_stats(net)
+    np.testing.assert_allclose(s["grad_h"], [np.linalg.norm(layer.grad_out) for layer in net.hidden])
+    h2 = net.layers[1].h_out
+    assert s["act_mean"][1] == h2.mean() and s["act_std"][1] == h2.std()
+
+
+def test_log_slope_is_exact_on_exponentials():
+    assert math.isclose(log_slope(np.exp(0.3 * np.arange(1, 11))), 0.3, rel_tol=1e-12)
+    assert math.isnan(log_slope(np.array([1.0, np.inf, 2.0])))
+
+
+def test_first_nonfinite_layer():
+    x = np.random.default_rng(2).standard_normal((4, 3))
+    net = _run(NetworkSpec(input_dim=3, width=4, depth=3, output_dim=1), x)
+    assert first_nonfinite_layer(net) == 0
+    net.params["layer2.linear.W"][0, 0] = np.inf
+    with np.errstate(all="ignore"):
+        y = net.forward(x)
+        net.backward(np.ones_like(y))
+    assert first_nonfinite_layer(net) == 2

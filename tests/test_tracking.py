@@ -1,0 +1,56 @@
+"""Store resolution and what a run logs, against a real SQLite store."""
+
+from pathlib import Path
+
+import numpy as np
+
+from harness import tracking
+from harness.runner import layer_picks, metrics_of
+from harness.study import StudyResult
+
+
+def test_relative_sqlite_becomes_absolute(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking.resolve_uri(None, tmp_path)
+    assert uri == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    assert tracking.resolve_uri("sqlite:///x/y.db", tmp_path) == f"sqlite:///{tmp_path.resolve()}/x/y.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////abs/env.db")
+    assert tracking.resolve_uri(None, tmp_path) == "sqlite:////abs/env.db"
+    assert tracking.resolve_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
+
+
+def test_prepare_is_idempotent_and_places_artifacts_under_the_store(tmp_path):
+    uri = tracking.resolve_uri(None, tmp_path)
+    a = tracking.prepare(uri, "study one")
+    assert tracking.prepare(uri, "study one") == a
+    exp = tracking.client(uri).get_experiment(a)
+    assert Path(exp.artifact_location.removeprefix("file://")) == tmp_path / "mlruns" / "study_one"
+
+
+def test_metrics_batches_beyond_a_thousand(tmp_path):
+    uri = tracking.resolve_uri(None, tmp_path)
+    run = tracking.Run.start(uri, tracking.prepare(uri, "m"), "r", {})
+    run.log_metrics([("x", float(i), i) for i in range(2500)] + [("nan", float("nan"), 0)])
+    run.end()
+    c = tracking.client(uri)
+    assert len(c.get_metric_history(run.run_id, "x")) == 2500
+    assert np.isnan(c.get_run(run.run_id).data.metrics["nan"])
+
+
+def test_layer_picks_keep_first_and_last():
+    assert list(layer_picks(5, 16)) == [1, 2, 3, 4, 5]
+    picks = layer_picks(100, 8)
+    assert len(picks) == 8 and picks[0] == 1 and picks[-1] == 100
+
+
+def test_train_series_capped_at_max_layers():
+    depth, steps = 40, np.array([0, 10, 20])
+    arrays = {k: np.ones((3, depth)) for k in ("grad_W", "grad_b", "grad_h", "act_mean", "act_std")}
+    arrays |= {"act_saturated": np.full((3, depth), np.nan), "act_dead": np.full((3, depth), np.nan)}
+    arrays |= {"steps": steps, "loss": np.ones(3), "accuracy": np.ones(3)}
+    profile = {k: v[-1] for k, v in arrays.items() if k.startswith(("grad", "act"))}
+    result = StudyResult("train", {"final_loss": 1.0}, profile, profile, arrays)
+    keys = {k for k, _, _ in metrics_of(result, max_layers=4)}
+    layers = {k.split("/")[1] for k in keys if k.startswith("layer/")}
+    assert layers == {"001", "014", "027", "040"}
+    assert not any(k.endswith("act_dead") and k.startswith("layer/") for k in keys)  # all-NaN skipped
