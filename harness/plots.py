@@ -56,13 +56,24 @@ def heatmap_figure(
     return fig
 
 
-def gradcheck_figure(layers: list[str], errors: np.ndarray, threshold: float, title: str = "") -> Figure:
-    """Relative gradient-check error per layer (log scale) against the threshold."""
+def gradcheck_figure(
+    layers: list[str],
+    errors: np.ndarray,
+    threshold: float,
+    title: str = "",
+    unresolved: np.ndarray | None = None,
+) -> Figure:
+    """Relative gradient-check error per layer (log scale) against the threshold: blue passed, red
+    failed, grey ``unresolved`` (gradients below the differences' rounding floor)."""
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.add_subplot()
     errors = np.asarray(errors, dtype=float)
     shown = np.where(errors > 0, errors, np.nan)
-    ax.bar(np.arange(len(layers)), shown, color=["C3" if e >= threshold else "C0" for e in errors])
+    grey = np.zeros(len(layers), bool) if unresolved is None else np.asarray(unresolved, bool)
+    colours = ["0.6" if g else "C3" if not e < threshold else "C0" for e, g in zip(errors, grey, strict=True)]
+    ax.bar(np.arange(len(layers)), shown, color=colours)
+    if grey.any():
+        ax.bar([0], [np.nan], color="0.6", label="below rounding floor")
     ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
     ax.set_yscale("log")
     ax.set_xticks(np.arange(len(layers)), layers, rotation=90, fontsize=7)

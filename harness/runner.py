@@ -58,13 +58,19 @@ def layer_picks(depth: int, cap: int) -> np.ndarray:
 
 
 def metrics_of(result: StudyResult, max_layers: int) -> list[tuple[str, float, int]]:
-    """Summaries (step 0), per-layer profiles (step = layer), and in train mode per-layer series over
-    steps for at most ``max_layers`` layers, plus loss and accuracy over steps."""
+    """Summaries (step 0), per-layer profiles and gradient-check errors (step = layer), and in train
+    mode per-layer series over steps for at most ``max_layers`` layers, plus loss and accuracy."""
     out = [(k, v, 0) for k, v in result.summary.items()]
     for k in STATS:
         out += [(f"profile/{k}", v, l + 1) for l, v in enumerate(result.profile[k])]  # noqa: E741
         if result.mode == "init" and k.startswith("grad"):
             out += [(f"profile/{k}_log10_std", v, l + 1) for l, v in enumerate(result.spread[k])]  # noqa: E741
+    if result.gradcheck is not None:  # step = layer index: input 0, hidden 1..depth, readout depth + 1
+        rows = result.gradcheck.layer_rows()
+        readout = len(result.profile["grad_W"]) + 1
+        for r in rows:
+            step = 0 if r.layer == "input" else readout if r.layer == "readout" else int(r.layer[5:])
+            out.append(("gradcheck/rel_error", r.rel_error, step))
     if result.mode == "train":
         steps = result.arrays["steps"]
         out += [("train/loss", v, s) for s, v in zip(steps, result.arrays["loss"], strict=True)]
@@ -82,17 +88,18 @@ def metrics_of(result: StudyResult, max_layers: int) -> list[tuple[str, float, i
 def _log_figures(run: tracking.Run, result: StudyResult, name: str) -> None:
     from harness import plots  # matplotlib only when figures are wanted
 
-    run.log_figure(
-        plots.gradient_flow_figure(result.profile, result.spread, name), "figures/gradient_flow.png"
-    )
+    when = "at initialisation" if result.mode == "init" else f"after step {result.arrays['steps'][-1]}"
+    fig = plots.gradient_flow_figure(result.profile, result.spread, f"{name} ({when})")
+    run.log_figure(fig, "figures/gradient_flow.png")
     if result.mode == "train" and len(result.arrays["steps"]) > 1:
         fig = plots.heatmap_figure(result.arrays["steps"], result.arrays["grad_W"], name)
         run.log_figure(fig, "figures/heatmap_grad_W.png")
     if result.gradcheck is not None:
         rows = result.gradcheck.layer_rows()
         fig = plots.gradcheck_figure(
-            [r.layer for r in rows], np.array([r.rel_error for r in rows]), result.gradcheck.threshold, name
-        )
+            [r.layer for r in rows], np.array([r.rel_error for r in rows]), result.gradcheck.threshold,
+            name, unresolved=np.array([r.noise for r in rows]),
+        )  # fmt: skip
         run.log_figure(fig, "figures/gradcheck.png")
 
 

@@ -67,6 +67,9 @@ def test_single_run(tmp_path):
     assert m["grad_norm_min"] <= m["grad_norm_max"]
     history = client.get_metric_history(run.info.run_id, "profile/grad_h")
     assert sorted(h.step for h in history) == [1, 2, 3, 4, 5]  # one point per layer
+    checks = client.get_metric_history(run.info.run_id, "gradcheck/rel_error")
+    assert sorted(h.step for h in checks) == [0, 1, 2, 3, 4, 5, 6]  # input, layers 1-5, readout
+    assert all(h.value < 1e-7 for h in checks)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "hydra", "arrays", "gradcheck.txt"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "hydra")} >= {"hydra/config.yaml"}

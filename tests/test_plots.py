@@ -29,3 +29,12 @@ def test_heatmap_and_gradcheck_figures_handle_nan_and_inf():
     assert ax.get_yscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == [
         "layer1", "layer2", "readout",
     ]  # fmt: skip
+
+
+def test_gradcheck_figure_greys_unresolved_layers():
+    fig = gradcheck_figure(
+        ["a", "b", "c"], np.array([1e-9, 1e-3, 1e-5]), 1e-7, unresolved=np.array([0, 0, 1])
+    )
+    bars = fig.axes[0].patches[:3]
+    colours = [tuple(round(c, 2) for c in b.get_facecolor()[:3]) for b in bars]
+    assert colours[2] == (0.6, 0.6, 0.6) and colours[0] != colours[1] != colours[2]
