@@ -267,9 +267,11 @@ def to_dict(config: StudyConfig) -> dict:
 
 
 def config_hash(config: StudyConfig) -> str:
-    """sha256 of everything that determines a run's numbers (all but ``tracking``), 16 hex digits."""
+    """sha256 of everything that determines a run's numbers (all but ``tracking`` and the ``study``
+    label), 16 hex digits: runs with the same hash hold the same numbers."""
     values = to_dict(config)
     values.pop("tracking")
+    values.pop("study")
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -81,3 +81,62 @@ def gradcheck_figure(
     ax.set_title(title or "gradient check per layer")
     ax.legend()
     return fig
+
+
+def gradient_histogram_figure(
+    edges: np.ndarray,
+    hist: np.ndarray,
+    zero: np.ndarray,
+    nan: np.ndarray,
+    inf: np.ndarray,
+    title: str = "",
+) -> Figure:
+    """Per-layer histograms of log10 |dL/dh_l| as a layer x bin map (log colour), with the entries
+    that have no logarithm counted beside each layer: zeros, NaN and Inf are shown, never dropped."""
+    fig = Figure(figsize=(7.2, 4.2), layout="constrained")
+    ax, side = fig.subplots(1, 2, gridspec_kw={"width_ratios": [5, 1.4]}, sharey=True)
+    counts = np.asarray(hist, dtype=float)
+    layers = np.arange(1, counts.shape[0] + 1)
+    shown = np.ma.masked_equal(counts, 0)
+    norm = LogNorm(1, max(2.0, counts.max())) if counts.max() > 0 else None
+    mesh = ax.pcolormesh(edges, np.append(layers, layers[-1] + 1) - 0.5, shown, norm=norm)
+    fig.colorbar(mesh, ax=side, label="entries")
+    ax.set_xlabel("log10 |dL/dh|  (end bins hold everything beyond)")
+    ax.set_ylabel("layer l")
+    ax.set_title(title or "backpropagated gradient per layer")
+    for name, values, colour in (("zero", zero, "0.5"), ("NaN", nan, "C3"), ("Inf", inf, "C1")):
+        side.barh(layers, values, left=0, color=colour, alpha=0.7, label=f"{name}: {int(np.sum(values))}")
+    side.set_xlabel("no log10")
+    side.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def activation_figure(
+    profile: dict[str, np.ndarray], spread: dict[str, np.ndarray], title: str = ""
+) -> Figure:
+    """Activation mean (with +-1 std across draws), standard deviation, and the saturated (sigmoid,
+    tanh) or dead (relu) fraction, per layer."""
+    fig = Figure(figsize=(9.6, 3.4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    layers = np.arange(1, len(profile["act_mean"]) + 1)
+    for ax, key, label in zip(
+        axes[:2], ("act_mean", "act_std"), ("mean of phi(z)", "std of phi(z)"), strict=True
+    ):
+        values = np.asarray(profile[key], float)
+        ax.plot(layers, values, marker="o", ms=3)
+        band = np.asarray(spread.get(key, np.zeros_like(values)), float)
+        ax.fill_between(layers, values - band, values + band, alpha=0.2, lw=0)
+        if np.nanmax(np.abs(values[np.isfinite(values)]), initial=0.0) > 1e3:
+            ax.set_yscale("symlog")  # exploding activations: keep every layer visible
+        ax.set_title(label)
+        ax.set_xlabel("layer l")
+    frac = [(k, profile[k]) for k in ("act_saturated", "act_dead") if np.any(np.isfinite(profile[k]))]
+    for key, values in frac:
+        axes[2].plot(layers, values, marker="o", ms=3, label=key.split("_")[1])
+    axes[2].set_ylim(-0.02, 1.02)
+    axes[2].set_title("saturated / dead fraction" if frac else "no saturation or dead units for this phi")
+    axes[2].set_xlabel("layer l")
+    if frac:
+        axes[2].legend()
+    fig.suptitle(title or "activation statistics per layer")
+    return fig

@@ -91,6 +91,12 @@ def _log_figures(run: tracking.Run, result: StudyResult, name: str) -> None:
     when = "at initialisation" if result.mode == "init" else f"after step {result.arrays['steps'][-1]}"
     fig = plots.gradient_flow_figure(result.profile, result.spread, f"{name} ({when})")
     run.log_figure(fig, "figures/gradient_flow.png")
+    run.log_figure(plots.activation_figure(result.profile, result.spread, name), "figures/activations.png")
+    a = result.arrays
+    fig = plots.gradient_histogram_figure(
+        a["hist_edges"], a["hist_hist"], a["hist_zero"], a["hist_nan"], a["hist_inf"], name
+    )
+    run.log_figure(fig, "figures/gradient_histograms.png")
     if result.mode == "train" and len(result.arrays["steps"]) > 1:
         fig = plots.heatmap_figure(result.arrays["steps"], result.arrays["grad_W"], name)
         run.log_figure(fig, "figures/heatmap_grad_W.png")

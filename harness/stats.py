@@ -84,3 +84,24 @@ def first_nonfinite_layer(net: Network) -> int:
         if not grads_ok or (layer.grad_in is not None and not np.all(np.isfinite(layer.grad_in))):
             return i + 1
     return 0
+
+
+HIST_EDGES = np.linspace(-45.0, 45.0, 91)  # log10 |dL/dh| bins, a decade each; beyond: the end bins
+
+
+def gradient_histograms(net: Network, edges: np.ndarray = HIST_EDGES) -> dict[str, np.ndarray]:
+    """Per hidden layer, a histogram of log10 |dL/dh_l| over the batch's entries, and what it cannot
+    place: ``hist`` (depth, bins), ``zero``, ``nan``, ``inf`` (depth,) counts. Out-of-range finite
+    values are counted in the first or last bin. Nothing is dropped: the counts add up to the size."""
+    depth = len(net.hidden)
+    out = {"hist": np.zeros((depth, len(edges) - 1), np.int64)}
+    out |= {k: np.zeros(depth, np.int64) for k in ("zero", "nan", "inf")}
+    for i, layer in enumerate(net.hidden):
+        g = np.abs(layer.grad_out).ravel()
+        nan, inf = np.isnan(g), np.isinf(g)
+        zero = g == 0
+        out["nan"][i], out["inf"][i], out["zero"][i] = nan.sum(), inf.sum(), zero.sum()
+        logs = np.log10(g[~(nan | inf | zero)])
+        np.clip(logs, edges[0], edges[-1], out=logs)
+        out["hist"][i] = np.histogram(logs, bins=edges)[0]
+    return out

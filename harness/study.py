@@ -8,7 +8,10 @@
   training and is recorded (diverged, its step, the first layer affected): a result, not a crash.
 
 Summary metrics (what makes runs comparable in the MLflow table):
-``grad_ratio_log10`` log10(||dL/dW_1|| / ||dL/dW_D||) (< 0: vanishing towards the input, > 0: exploding);
+``grad_ratio_log10`` log10(||dL/dW_1|| / ||dL/dW_D||) and ``grad_h_ratio_log10``
+log10(||dL/dh_1|| / ||dL/dh_D||)
+(< 0: vanishing towards the input, > 0: exploding; in init mode of the geometric means over draws,
+i.e. the mean of the per-draw log ratios);
 ``grad_h_slope`` least-squares slope of log ||dL/dh_l||^2 against l (per layer; 0 is critical);
 ``grad_norm_min`` / ``grad_norm_max`` over layers of ||dL/dW_l||; ``gradcheck_max_rel_error`` (over
 rows the differences resolve), ``gradcheck_unresolved`` (rows below the rounding floor), ``gradcheck_passed``;
@@ -36,7 +39,14 @@ from harness.nn import (
     global_grad_norm,
     make_optimizer,
 )
-from harness.stats import STATS, first_nonfinite_layer, layer_stats, log_slope
+from harness.stats import (
+    HIST_EDGES,
+    STATS,
+    first_nonfinite_layer,
+    gradient_histograms,
+    layer_stats,
+    log_slope,
+)
 
 NORM_STATS = ("grad_W", "grad_b", "grad_h")
 Progress = Callable[[int, int], None]
@@ -112,6 +122,7 @@ def _norm_summary(grad_w: np.ndarray, grad_h: np.ndarray) -> dict[str, float]:
     with np.errstate(all="ignore"):
         return {
             "grad_ratio_log10": float(np.log10(grad_w[0] / grad_w[-1])),
+            "grad_h_ratio_log10": float(np.log10(grad_h[0] / grad_h[-1])),
             "grad_h_slope": log_slope(grad_h**2),
             "grad_norm_min": float(np.min(grad_w)),
             "grad_norm_max": float(np.max(grad_w)),
@@ -125,7 +136,7 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
     out_dim = data.output_dim(cfg.data.output_dim)
     per = {k: np.full((cfg.init.repeats, cfg.model.depth), np.nan) for k in STATS}
     losses = np.full(cfg.init.repeats, np.nan)
-    diverged_layer, first_net = 0, None
+    diverged_layer, first_net, hists = 0, None, {}
     for r, seed in enumerate(draw_seeds):
         rng = np.random.default_rng(seed)
         net = build_network(cfg.network_spec(data.input_dim, out_dim, int(rng.integers(2**31))))
@@ -136,8 +147,11 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
             losses[r] = loss.forward(net.forward(x), target)
             net.backward(loss.backward())
             stats = layer_stats(net)
+            hist = gradient_histograms(net)
         for k in STATS:
             per[k][r] = stats[k]
+        for k, v in hist.items():
+            hists[k] = hists.get(k, 0) + v
         if not diverged_layer and not (math.isfinite(losses[r]) and np.all(np.isfinite(stats["grad_W"]))):
             diverged_layer = first_nonfinite_layer(net) or cfg.model.depth + 1
         if progress:
@@ -150,16 +164,14 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
                 profile[k], spread[k] = 10 ** np.nanmean(logs, axis=0), np.nanstd(logs, axis=0)
             else:
                 profile[k], spread[k] = np.nanmean(per[k], axis=0), np.nanstd(per[k], axis=0)
-        ratio = np.nanmean(np.log10(per["grad_W"][:, 0] / per["grad_W"][:, -1]))
     report = _gradcheck(cfg, first_net, data, np.random.default_rng(check_seed))
     summary = _norm_summary(profile["grad_W"], profile["grad_h"]) | {
-        "grad_ratio_log10": float(ratio),  # mean of per-draw log ratios
         "diverged": float(diverged_layer > 0),
         "diverged_step": 0.0 if diverged_layer else float("nan"),
         "diverged_layer": float(diverged_layer) if diverged_layer else float("nan"),
     }
     summary |= _gradcheck_summary(report)
-    arrays = {k: v for k, v in per.items()} | {"loss": losses}
+    arrays = per | {"loss": losses, "hist_edges": HIST_EDGES} | {f"hist_{k}": v for k, v in hists.items()}
     return StudyResult("init", summary, profile, spread, arrays, report)
 
 
@@ -209,6 +221,7 @@ def run_train(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult
         if step % cfg.train.log_every == 0 or step == total or not finite:
             with np.errstate(all="ignore"):
                 stats = layer_stats(net)
+                hists = gradient_histograms(net)  # the last logged step's are kept
             for k in STATS:
                 rows[k].append(stats[k])
             steps.append(step)
@@ -225,6 +238,7 @@ def run_train(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult
         progress(total, total)
     arrays = {k: np.array(v) for k, v in rows.items()}
     arrays |= {"steps": np.array(steps), "loss": np.array(losses), "accuracy": np.array(accs)}
+    arrays |= {"hist_edges": HIST_EDGES} | {f"hist_{k}": v for k, v in hists.items()}
     profile = {k: arrays[k][-1] for k in STATS}
     spread = {k: np.zeros_like(v) for k, v in profile.items()}
     first = {k: arrays[k][0] for k in ("grad_W", "grad_h")}

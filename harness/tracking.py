@@ -143,3 +143,27 @@ def ui_hint(uri: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000  (then http://127.0.0.1:5000)"
+
+
+def finished_runs_by_hash(uri: str, experiment_id: str, config_hash: str) -> list:
+    """FINISHED runs of the experiment whose ``harness.config_hash`` tag is ``config_hash``, oldest
+    first (so that a figure keeps using the run it used before)."""
+    runs = client(uri).search_runs(
+        [experiment_id],
+        filter_string=f"tags.`harness.config_hash` = '{config_hash}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"],
+        max_results=1000,
+    )
+    return list(runs)
+
+
+def load_arrays(uri: str, run_id: str, path: str = "arrays/stats.npz") -> dict[str, np.ndarray]:
+    """The arrays a run logged as a ``.npz`` artifact."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client(uri).download_artifacts(run_id, path, tmp)
+        with np.load(local) as f:
+            return {k: f[k] for k in f.files}
+
+
+def log_file(uri: str, run_id: str, local: str | Path, path: str) -> None:
+    client(uri).log_artifact(run_id, str(local), path)

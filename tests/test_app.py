@@ -104,7 +104,8 @@ def test_multirun_parent_and_named_children(tmp_path, launcher):
         layer_series = client.get_metric_history(child.info.run_id, f"layer/{depth:03d}/grad_W")
         assert len(layer_series) == 5
         figures = {a.path for a in client.list_artifacts(child.info.run_id, "figures")}
-        assert figures == {"figures/gradient_flow.png", "figures/heatmap_grad_W.png", "figures/gradcheck.png"}
+        assert figures == {f"figures/{f}.png" for f in ("gradient_flow", "heatmap_grad_W", "gradcheck",
+                                                          "activations", "gradient_histograms")}  # fmt: skip
     assert_nothing_misfiled(client)
 
 

@@ -88,11 +88,12 @@ def test_command_validation_counts_jobs_and_names_bad_keys():
         validate_command(["optim=rmsprop"])
 
 
-def test_config_hash_ignores_tracking_only():
+def test_config_hash_ignores_tracking_and_the_study_label():
     a = parse_config(_compose([]))
     b = parse_config(_compose(["tracking.max_layers=4", "tracking.figures=false"]))
     c = parse_config(_compose(["model.depth=5"]))
-    assert config_hash(a) == config_hash(b) != config_hash(c)
+    d = parse_config(_compose(["study=another_label"]))
+    assert config_hash(a) == config_hash(b) == config_hash(d) != config_hash(c)
 
 
 def test_run_names_from_swept_values():

@@ -38,3 +38,26 @@ def test_gradcheck_figure_greys_unresolved_layers():
     bars = fig.axes[0].patches[:3]
     colours = [tuple(round(c, 2) for c in b.get_facecolor()[:3]) for b in bars]
     assert colours[2] == (0.6, 0.6, 0.6) and colours[0] != colours[1] != colours[2]
+
+
+def test_histogram_figure_shows_nonfinite_counts():
+    from harness.plots import gradient_histogram_figure
+
+    edges = np.linspace(-45, 45, 91)
+    hist = np.zeros((3, 90), int)
+    hist[:, 40] = 10
+    fig = gradient_histogram_figure(
+        edges, hist, np.array([0, 1, 0]), np.array([2, 0, 0]), np.array([0, 0, 5])
+    )
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels == ["zero: 1", "NaN: 2", "Inf: 5"]
+
+
+def test_activation_figure_goes_symlog_when_activations_explode():
+    from harness.plots import activation_figure
+
+    profile = {"act_mean": np.logspace(0, 20, 5), "act_std": np.ones(5), "act_saturated": np.full(5, np.nan),
+               "act_dead": np.linspace(0, 0.5, 5)}  # fmt: skip
+    axes = activation_figure(profile, {}).axes
+    assert axes[0].get_yscale() == "symlog" and axes[1].get_yscale() == "linear"
+    assert [t.get_text() for t in axes[2].get_legend().get_texts()] == ["dead"]

@@ -28,3 +28,11 @@ def test_readme_harness_commands_validate():
     for command in commands:
         argv = shlex.split(command)[1:]
         assert validate_command(argv) >= 1, command
+
+
+def test_readme_gallery_names_shipped_figures():
+    from harness.figure_cli import shipped
+
+    named = set(re.findall(r"`harness-figure ([a-z_]+)`", README.read_text()))
+    assert named and named <= set(shipped())
+    assert set(shipped()) <= named  # every shipped figure has its rebuild line

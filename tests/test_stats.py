@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from harness.nn import NetworkSpec, build_network
-from harness.stats import first_nonfinite_layer, layer_stats, log_slope
+from harness.stats import first_nonfinite_layer, gradient_histograms, layer_stats, log_slope
 
 
 def _run(spec, x):
@@ -58,3 +58,16 @@ def test_first_nonfinite_layer():
         y = net.forward(x)
         net.backward(np.ones_like(y))
     assert first_nonfinite_layer(net) == 2
+
+
+def test_gradient_histograms_count_every_entry():
+    x = np.random.default_rng(3).standard_normal((8, 3))
+    net = _run(NetworkSpec(input_dim=3, width=5, depth=3, output_dim=1, activation="relu"), x)
+    net.layers[1].grad_out[0, :2] = [np.nan, np.inf]
+    net.layers[1].grad_out[1, 0] = 0.0
+    net.layers[1].grad_out[2, 0] = 1e300  # beyond the last bin: counted there
+    h = gradient_histograms(net)
+    assert (h["nan"][1], h["inf"][1], h["zero"][1]) == (1, 1, 1)
+    assert h["hist"][1, -1] >= 1
+    totals = h["hist"].sum(axis=1) + h["nan"] + h["inf"] + h["zero"]
+    assert list(totals) == [8 * 5] * 3  # nothing dropped

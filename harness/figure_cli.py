@@ -1,0 +1,178 @@
+"""``harness-figure NAME``: build ``conf/figure/NAME.yaml`` into ``figures/NAME/`` (see ``harness.figures``).
+
+harness-figure --list                 # the shipped figures
+harness-figure sigmoid_vs_relu        # build (runs only the jobs the store lacks)
+harness-figure phase_diagram --uri sqlite:///elsewhere.db --out paper/figs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from harness.app import CONF_DIR, _check_key, _compose_and_parse
+from harness.config import ConfigError, flatten, to_dict
+from harness.figures import (
+    FigureSpec,
+    Job,
+    attach_hashes,
+    check_metric_is_recorded,
+    jobs_of,
+    parse_figure,
+    table,
+    write_csv,
+)
+
+FIGURE_DIR = CONF_DIR / "figure"
+FIGURE_EXPERIMENT = "figures"
+
+
+@dataclass
+class Built:
+    spec: FigureSpec
+    jobs: list[Job]
+    ran: int
+    reused: int
+    files: list[Path]
+    figure_run_id: str
+
+
+def shipped() -> list[str]:
+    return sorted(p.stem for p in FIGURE_DIR.glob("*.yaml"))
+
+
+def figure_path(name: str) -> Path:
+    """A shipped figure's config, or a path to your own ``.yaml``."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else FIGURE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"figure: unknown figure {name!r}; allowed: {', '.join(shipped())} or a .yaml path")
+    return path
+
+
+def prepare_jobs(name: str) -> tuple[FigureSpec, list[Job]]:
+    """Everything that can be checked without a store: ConfigError (one line) on any bad value."""
+    path = figure_path(name)
+    spec = parse_figure(path.stem, OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+    for key, value in spec.base.items():
+        _check_key(key, [str(value)])
+    for key in {k for case in spec.cases for k in case if k != "label"}:
+        _check_key(key, [str(case[key]) for case in spec.cases if key in case])
+    for key, values in spec.sweep.items():
+        try:
+            _check_key(key, [str(v) for v in values])
+        except ConfigError as err:
+            raise ConfigError(f"sweep: unknown factor {key!r} ({err})") from None
+    jobs = jobs_of(spec)
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for job in jobs:
+            job.config = _compose_and_parse(job.overrides)
+    check_metric_is_recorded(spec, jobs)
+    attach_hashes(jobs)
+    return spec, jobs
+
+
+def _job_name(job: Job) -> str:
+    parts = [f"{k.split('.')[-1]}={v}" for k, v in job.factors.items()]
+    return " ".join(parts + [f"seed={job.seed}"])
+
+
+def build(name: str, uri: str | None = None, out: str | Path = "figures", cwd: Path | None = None) -> Built:
+    from harness import tracking
+    from harness.runner import JobContext, execute, git_commit, versions
+    from harness.sweep_plots import PLOTTERS
+
+    args_name = name
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    spec, jobs = prepare_jobs(name)
+    name = spec.name
+    uri = tracking.resolve_uri(uri, cwd)
+    experiment_id = tracking.prepare(uri, spec.study)
+    ran = 0
+    for i, job in enumerate(jobs, 1):
+        found = tracking.finished_runs_by_hash(uri, experiment_id, job.config_hash)
+        if found:
+            job.run_id = found[0].info.run_id
+            continue
+        print(f"[{i}/{len(jobs)}] running {_job_name(job)}", file=sys.stderr)
+        tags = {"harness.overrides": " ".join(job.overrides), "harness.figure": name}
+        yaml = OmegaConf.to_yaml(OmegaConf.create(to_dict(job.config)))
+        ctx = JobContext(uri, experiment_id, _job_name(job), None, tags, config_yaml=yaml)
+        job.run_id = execute(job.config, ctx, cwd, raise_errors=True).run_id
+        ran += 1
+    client = tracking.client(uri)
+    data = {}
+    for run_id in dict.fromkeys(job.run_id for job in jobs):
+        arrays = tracking.load_arrays(uri, run_id) if spec.plot["kind"] in ("profile", "heatmap") else {}
+        data[run_id] = {"arrays": arrays, "metrics": client.get_run(run_id).data.metrics}
+    frame = table(spec, jobs, data)
+    figure = PLOTTERS[spec.plot["kind"]](frame, spec.plot, spec.style, spec.title)
+    folder = Path(out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"{name}.csv", folder / f"{name}.png", folder / f"{name}.pdf"]
+    write_csv(frame, files[0])
+    figure.savefig(files[1], dpi=spec.style.get("dpi", 150), metadata={"Software": None})
+    figure.savefig(files[2], metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    sources = [
+        {"run_id": j.run_id, "config_hash": j.config_hash, "seed": j.seed, **j.factors} for j in jobs
+    ]  # fmt: skip
+    tags = {"harness.figure": name, "harness.figure_hash": spec.digest(),
+            "harness.source_runs": ",".join(dict.fromkeys(j.run_id for j in jobs))[:5000],
+            "harness.source_experiment": spec.study}  # fmt: skip
+    tags |= {f"version.{k}": v for k, v in versions().items()}
+    commit = git_commit(cwd)
+    if commit:
+        tags["harness.git_commit"] = commit
+    run = tracking.Run.start(uri, tracking.prepare(uri, FIGURE_EXPERIMENT), name, tags)
+    run.log_params(
+        flatten({"plot": spec.plot, "style": spec.style}) | {"seeds": spec.seeds, "jobs": len(jobs)}
+    )
+    run.log_metrics([("jobs_ran", ran, 0), ("jobs_reused", len(jobs) - ran, 0)])
+    for file in files:
+        tracking.log_file(uri, run.run_id, file, "figure")
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "sources.json"
+        listing.write_text(json.dumps(sources, indent=1))
+        tracking.log_file(uri, run.run_id, listing, "figure")
+        config = Path(tmp) / f"{name}.yaml"
+        config.write_text(figure_path(args_name).read_text())
+        tracking.log_file(uri, run.run_id, config, "figure")
+    run.end()
+    return Built(spec, jobs, ran, len(jobs) - ran, files, run.run_id)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="harness-figure", description="Build a figure from its config.")
+    parser.add_argument("name", nargs="?", help=f"a figure in {FIGURE_DIR}, or a path to a figure .yaml")
+    parser.add_argument("--list", action="store_true", help="list the shipped figures")
+    parser.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
+    parser.add_argument("--out", default="figures", help="output folder (default: figures)")
+    args = parser.parse_args(argv)
+    if args.list or not args.name:
+        print("\n".join(shipped()))
+        return
+    try:
+        built = build(args.name, args.uri, args.out)
+    except ConfigError as err:
+        print(f"harness-figure: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    from harness import tracking
+
+    uri = tracking.resolve_uri(args.uri, Path.cwd())
+    print(
+        f"figure {built.spec.name}: ran {built.ran} job(s), reused {built.reused} run(s); wrote "
+        f"{', '.join(str(f) for f in built.files)}\nfigure run {built.figure_run_id} in experiment "
+        f"{FIGURE_EXPERIMENT!r}; open the UI: {tracking.ui_hint(uri)}",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Figures that rebuild from their config: ``conf/figure/<name>.yaml`` names the study (base overrides,
+cases, a sweep, seeds), the plot and its style.
+
+Building a figure: validate everything first (no run, no write before the config is known good);
+compose every job's study config; find a FINISHED run with the same config hash in the study's MLflow
+experiment, or run the job; read the numbers back from the store (so a rebuild and a fresh build read
+the same bytes); aggregate over seeds into a tidy table; plot it; write PNG, PDF and the CSV of exactly
+the plotted data to ``figures/<name>/``; log them to a run in the ``figures`` experiment that records
+the source run ids, git commit, figure hash and package versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import ConfigError, StudyConfig, config_hash
+from harness.stats import STATS
+
+KINDS = ("profile", "phase", "lines", "heatmap")
+SUMMARY_METRICS = ("grad_ratio_log10", "grad_h_ratio_log10", "grad_h_slope", "grad_norm_min", "grad_norm_max",
+                   "gradcheck_max_rel_error", "final_loss", "final_accuracy", "diverged")  # fmt: skip
+TRAIN_ONLY = ("final_loss", "final_accuracy")
+NORMS = ("grad_W", "grad_b", "grad_h")
+TOP_KEYS = ("title", "study", "base", "cases", "sweep", "seeds", "plot", "style")
+PLOT_KEYS = ("kind", "metric", "x", "y", "hue", "col")
+STYLE_KEYS = ("width", "height", "logy", "title", "palette", "dpi")
+
+
+@dataclass
+class FigureSpec:
+    name: str
+    study: str
+    base: dict[str, Any]
+    cases: list[dict[str, Any]]  # each with a "label"
+    sweep: dict[str, list[Any]]
+    seeds: list[int]
+    plot: dict[str, Any]
+    style: dict[str, Any]
+    title: str = ""
+
+    @property
+    def factors(self) -> list[str]:
+        """Table columns that vary: "case" (when there are cases), then the swept keys."""
+        return (["case"] if self.cases else []) + list(self.sweep)
+
+    def digest(self) -> str:
+        text = json.dumps(
+            {k: getattr(self, k) for k in ("study", "base", "cases", "sweep", "seeds", "plot", "style")},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Job:
+    factors: dict[str, str]  # factor -> value as written in the figure config
+    seed: int
+    overrides: list[str]
+    config: StudyConfig | None = None
+    config_hash: str = ""
+    run_id: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _as_override_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    text = str(value)
+    if re.fullmatch(r"[\w.+\-/:]*", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"  # Hydra's quoted string
+
+
+def parse_figure(name: str, values: Any) -> FigureSpec:
+    """Check a figure config's own shape (keys, kinds, metrics, factors): ConfigError, one line."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"figure {name}: expected a mapping of {', '.join(TOP_KEYS)}")
+    for key in values:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{key}: unknown key in figure {name}; allowed keys: {', '.join(TOP_KEYS)}")
+    plot, style = dict(values.get("plot") or {}), dict(values.get("style") or {})
+    for key in plot:
+        if key not in PLOT_KEYS:
+            raise ConfigError(
+                f"plot.{key}: unknown key; allowed keys: {', '.join('plot.' + k for k in PLOT_KEYS)}"
+            )
+    for key in style:
+        if key not in STYLE_KEYS:
+            raise ConfigError(
+                f"style.{key}: unknown key; allowed: {', '.join('style.' + k for k in STYLE_KEYS)}"
+            )
+    kind = plot.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"plot.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
+    metric = plot.get("metric")
+    allowed = STATS if kind in ("profile", "heatmap") else SUMMARY_METRICS
+    if metric not in allowed:
+        raise ConfigError(
+            f"plot.metric: {metric!r} is not a metric runs record for kind={kind}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    sweep = values.get("sweep") or {}
+    if not isinstance(sweep, dict):
+        raise ConfigError("sweep: expected a mapping of factor -> list of values")
+    for key, vals in sweep.items():
+        if not isinstance(vals, list) or not vals:
+            raise ConfigError(f"sweep.{key}: empty sweep; give a list of at least one value")
+    cases = values.get("cases")
+    if cases is not None and (not isinstance(cases, list) or not cases):
+        raise ConfigError("cases: empty; give a list of at least one case (a mapping of overrides)")
+    cases = [dict(c) for c in cases or []]
+    for i, case in enumerate(cases):
+        case.setdefault("label", " ".join(f"{k.split('.')[-1]}={v}" for k, v in case.items()))
+        if not isinstance(case["label"], str):
+            raise ConfigError(f"cases[{i}].label: expected a string")
+    seeds = values.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ConfigError(f"seeds: got {seeds!r}; allowed: a non-empty list of integers >= 0")
+    spec = FigureSpec(
+        name=name, study=str(values.get("study") or f"figure_{name}"), base=dict(values.get("base") or {}),
+        cases=cases, sweep={k: list(v) for k, v in sweep.items()}, seeds=list(seeds), plot=plot,
+        style=style, title=str(values.get("title") or name),
+    )  # fmt: skip
+    needed = {"profile": ["hue", "col"], "heatmap": ["col"], "phase": ["x", "y", "col"],
+              "lines": ["x", "hue", "col"]}[kind]  # fmt: skip
+    for role in PLOT_KEYS[2:]:
+        factor = plot.get(role)
+        if factor is None:
+            continue
+        if role not in needed:
+            raise ConfigError(f"plot.{role}: not used by kind={kind}; allowed roles: {', '.join(needed)}")
+        if factor not in spec.factors:
+            raise ConfigError(
+                f"plot.{role}: unknown factor {factor!r}; "
+                f"allowed: {', '.join(spec.factors) or '(none swept)'}"
+            )
+    for role in {"phase": ["x", "y"], "lines": ["x"]}.get(kind, []):
+        if plot.get(role) is None:
+            raise ConfigError(f"plot.{role}: kind={kind} needs a factor; allowed: {', '.join(spec.factors)}")
+    return spec
+
+
+def jobs_of(spec: FigureSpec) -> list[Job]:
+    """Every (case, sweep point, seed), in config order."""
+    jobs = []
+    cases = spec.cases or [{"label": None}]
+    points = list(itertools.product(*spec.sweep.values())) if spec.sweep else [()]
+    for case in cases:
+        for point in points:
+            for seed in spec.seeds:
+                factors = {"case": case["label"]} if spec.cases else {}
+                factors |= {k: _as_override_value(v) for k, v in zip(spec.sweep, point, strict=True)}
+                overrides = [f"{k}={_as_override_value(v)}" for k, v in spec.base.items()]
+                overrides += [f"{k}={_as_override_value(v)}" for k, v in case.items() if k != "label"]
+                overrides += [f"{k}={_as_override_value(v)}" for k, v in zip(spec.sweep, point, strict=True)]
+                overrides += [f"study={spec.study}", f"seed={seed}"]
+                jobs.append(Job(factors, seed, overrides))
+    return jobs
+
+
+def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
+    """A metric that the jobs' mode does not record is an error before anything runs."""
+    metric, kind = spec.plot["metric"], spec.plot["kind"]
+    modes = {job.config.mode for job in jobs}
+    if (metric in TRAIN_ONLY or kind == "heatmap") and modes != {"train"}:
+        raise ConfigError(
+            f"plot.metric: no run of this figure records {metric!r} for kind={kind}: it needs mode=train "
+            f"in every job (base: mode: train), got mode {', '.join(sorted(modes))}"
+        )
+
+
+def attach_hashes(jobs: list[Job]) -> None:
+    for job in jobs:
+        job.config_hash = config_hash(job.config)
+
+
+def _log_stats(values: np.ndarray, log: bool) -> tuple[float, float, int]:
+    values = np.asarray(values, dtype=float)
+    ok = np.isfinite(values) & (values > 0 if log else True)
+    if not ok.any():
+        return float("nan"), float("nan"), 0
+    v = np.log10(values[ok]) if log else values[ok]
+    return float(v.mean()), float(v.std()), int(ok.sum())
+
+
+def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
+    """The tidy table of exactly what is plotted: one row per plotted point, seeds aggregated.
+
+    ``data[run_id]`` holds the run's ``arrays`` (npz) and ``metrics``."""
+    import pandas as pd
+
+    kind, metric = spec.plot["kind"], spec.plot["metric"]
+    log = metric in NORMS or kind == "heatmap"
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(tuple(job.factors.values()), []).append(job)
+    rows = []
+    for key, members in groups.items():
+        factors = dict(zip(spec.factors, key, strict=True))
+        if kind == "profile":
+            stack = np.stack([data[j.run_id]["arrays"][f"profile_{metric}"] for j in members])
+            for layer in range(stack.shape[1]):
+                mean, std, n = _log_stats(stack[:, layer], log)
+                rows.append(factors | {"layer": layer + 1, "mean": mean, "std": std, "n_seeds": n})
+        elif kind == "heatmap":
+            arrays = [data[j.run_id]["arrays"] for j in members]
+            steps = arrays[0]["steps"]
+            stack = np.stack([a[metric][: len(steps)] for a in arrays])
+            for s, step in enumerate(steps):
+                for layer in range(stack.shape[2]):
+                    mean, std, n = _log_stats(stack[:, s, layer], log)
+                    rows.append(factors | {"step": int(step), "layer": layer + 1, "mean": mean, "n_seeds": n})
+        else:
+            values = np.array([data[j.run_id]["metrics"].get(metric, np.nan) for j in members])
+            diverged = max(data[j.run_id]["metrics"].get("diverged", 0.0) for j in members)
+            mean, std, n = _log_stats(values, False)
+            rows.append(factors | {"mean": mean, "std": std, "n_seeds": n, "diverged": int(diverged)})
+    frame = pd.DataFrame(rows)
+    if frame["n_seeds"].sum() == 0:
+        raise ConfigError(f"plot.metric: no run of figure {spec.name} has a finite value of {metric!r}")
+    return frame
+
+
+def write_csv(frame: Any, path: Path) -> None:
+    """Full precision, fixed order and line endings: the same numbers give the same bytes."""
+    frame.to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
+
+
+def nice(value: str) -> float | str:
+    """A factor value as a number where it is one (for numeric axes)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return number if math.isfinite(number) else value

@@ -1,0 +1,169 @@
+"""Figures from configs: validation before any work, byte-identical rebuilds, no needless jobs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from harness.config import ConfigError
+from harness.figure_cli import prepare_jobs, shipped
+from harness.figures import parse_figure
+
+SMALL = """
+title: small
+study: fig_small
+base: {model.width: 8, data.input_dim: 8, init.repeats: 2, init.batch_size: 8, gradcheck: "off",
+       tracking.figures: false}
+sweep:
+  model.depth: [2, 3]
+cases:
+  - {label: tanh, model.activation: tanh}
+  - {label: relu, model.activation: relu, model.init: he_normal}
+seeds: [0, 1]
+plot: {kind: profile, metric: grad_h, hue: case, col: model.depth}
+"""
+
+
+def figure(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run([sys.executable, "-m", "harness.figure_cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def runs_in(cwd: Path, experiment: str) -> list:
+    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+
+
+@pytest.mark.parametrize("name", shipped())
+def test_every_shipped_figure_validates_without_a_store(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec, jobs = prepare_jobs(name)
+    assert jobs and all(job.config is not None and len(job.config_hash) == 16 for job in jobs)
+    assert len({job.config_hash for job in jobs}) == len(jobs)  # every job is a different run
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_shipped_gallery_is_complete():
+    assert set(shipped()) >= {"sigmoid_vs_relu", "glorot_bengio", "relu_he_vs_xavier", "plain_vs_residual",
+                              "phase_diagram", "training_heatmap"}  # fmt: skip
+
+
+def test_build_twice_identical_csv_and_no_new_jobs(tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL)
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    out = figure(first, str(config))
+    assert out.returncode == 0, out.stderr
+    assert "ran 8 job(s), reused 0 run(s)" in out.stderr
+    csv = first / "figures" / "small" / "small.csv"
+    assert (first / "figures" / "small" / "small.png").stat().st_size > 0
+    assert (first / "figures" / "small" / "small.pdf").stat().st_size > 0
+    # the same figure into an empty store: the same bytes
+    out = figure(second, str(config))
+    assert out.returncode == 0, out.stderr
+    assert (second / "figures" / "small" / "small.csv").read_bytes() == csv.read_bytes()
+    # rebuilding where every run exists runs nothing
+    before = len(runs_in(first, "fig_small"))
+    out = figure(first, str(config))
+    assert out.returncode == 0 and "ran 0 job(s), reused 8 run(s)" in out.stderr
+    assert len(runs_in(first, "fig_small")) == before == 8
+    # the figure runs record where the figure came from
+    figure_runs = runs_in(first, "figures")
+    assert len(figure_runs) == 2
+    run = figure_runs[0]
+    sources = set(run.data.tags["harness.source_runs"].split(","))
+    assert sources == {r.info.run_id for r in runs_in(first, "fig_small")}
+    assert len(run.data.tags["harness.figure_hash"]) == 16 and run.data.tags["version.numpy"]
+    client = MlflowClient(f"sqlite:///{first / 'mlruns' / 'mlflow.db'}")
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "figure")}
+    assert logged == {
+        f"figure/{f}" for f in ("small.csv", "small.png", "small.pdf", "sources.json", "small.yaml")
+    }
+    # the table: 2 cases x 2 depths x (2 + 3 layers), each aggregated over 2 seeds
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "case,model.depth,layer,mean,std,n_seeds" and len(lines) == 1 + 2 * (2 + 3)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"sweep": {"model.dpth": [2, 3]}, "plot": {"kind": "profile", "metric": "grad_h", "hue": "case"}},
+            "sweep: unknown factor 'model.dpth'",
+        ),
+        ({"sweep": {"model.depth": []}}, "sweep.model.depth: empty sweep"),
+        (
+            {"plot": {"kind": "profile", "metric": "grad_q", "hue": "case"}},
+            "plot.metric: 'grad_q' is not a metric",
+        ),
+        (
+            {"plot": {"kind": "profile", "metric": "grad_h", "hue": "model.width"}},
+            "plot.hue: unknown factor 'model.width'",
+        ),
+        (
+            {"plot": {"kind": "lines", "metric": "final_accuracy", "x": "model.depth"}},
+            "plot.metric: no run of this figure records 'final_accuracy'",
+        ),
+        (
+            {"plot": {"kind": "pie", "metric": "grad_h"}},
+            "plot.kind: got 'pie'; allowed: profile, phase, lines, heatmap",
+        ),
+    ],
+)
+def test_bad_figure_config_one_line_nothing_changes(tmp_path, change, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(yaml.safe_load(SMALL) | change))
+    out = figure(tmp_path, str(bad))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"harness-figure: error: {message}"), out.stderr
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "figures").exists()
+
+
+def test_bad_config_leaves_an_existing_store_untouched(tmp_path):
+    good = tmp_path / "small.yaml"
+    good.write_text(SMALL)
+    assert figure(tmp_path, str(good)).returncode == 0
+    db = tmp_path / "mlruns" / "mlflow.db"
+    before = db.read_bytes()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMALL.replace("model.depth: [2, 3]", "model.depth: [2, 0]"))
+    out = figure(tmp_path, str(bad))
+    assert out.returncode == 2 and "model.depth: got 0" in out.stderr
+    assert db.read_bytes() == before
+
+
+def test_parse_figure_rejects_unknown_keys_and_roles():
+    base = {"plot": {"kind": "profile", "metric": "grad_h"}, "sweep": {"model.depth": [2]}}
+    with pytest.raises(ConfigError, match="^colour: unknown key in figure f"):
+        parse_figure("f", base | {"colour": "red"})
+    with pytest.raises(ConfigError, match="^plot.x: not used by kind=profile"):
+        parse_figure("f", base | {"plot": {"kind": "profile", "metric": "grad_h", "x": "model.depth"}})
+    with pytest.raises(ConfigError, match="^seeds: got"):
+        parse_figure("f", base | {"seeds": []})
+    spec = parse_figure("f", base | {"cases": [{"model.activation": "relu"}]})
+    assert spec.cases[0]["label"] == "activation=relu" and spec.factors == ["case", "model.depth"]
+
+
+def test_phase_table_and_figure_mark_diverged_cells():
+    import pandas as pd
+
+    from harness.sweep_plots import phase_figure
+
+    frame = pd.DataFrame([
+        {"model.init_scale": s, "model.depth": d, "mean": m, "std": 0.0, "n_seeds": 1, "diverged": div}
+        for (s, d, m, div) in [("0.5", "5", -1.0, 0), ("2.0", "5", 2.0, 0), ("0.5", "10", -3.0, 0),
+                               ("2.0", "10", np.nan, 1)]
+    ])  # fmt: skip
+    plot = {"kind": "phase", "metric": "grad_h_ratio_log10", "x": "model.init_scale", "y": "model.depth"}
+    ax = phase_figure(frame, plot, {}, "t").axes[0]
+    crosses = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert len(crosses) == 1 and (crosses[0].get_xdata()[0], crosses[0].get_ydata()[0]) == (1, 1)
