@@ -86,6 +86,7 @@ class TrainConfig:
 class InitConfig:
     repeats: int = 16  # independent (network seed, batch) draws, averaged in log space
     batch_size: int = 64
+    jacobian_max_width: int = 256  # the input-output Jacobian's spectrum is computed up to this width
 
 
 @dataclass
@@ -214,6 +215,7 @@ def _check_ranges(c: StudyConfig) -> None:
     _positive("model.bias_std", c.model.bias_std, zero_ok=True)
     _positive("data.noise", c.data.noise, zero_ok=True)
     _positive("seed", c.seed, integer=True, zero_ok=True)
+    _positive("init.jacobian_max_width", c.init.jacobian_max_width, integer=True, zero_ok=True)
     if c.data.classes < 2:
         raise ConfigError(f"data.classes: got {c.data.classes}; allowed: an integer >= 2")
     if not 0 < c.data.test_fraction < 1:

@@ -105,3 +105,19 @@ def gradient_histograms(net: Network, edges: np.ndarray = HIST_EDGES) -> dict[st
         np.clip(logs, edges[0], edges[-1], out=logs)
         out["hist"][i] = np.histogram(logs, bins=edges)[0]
     return out
+
+
+def input_output_jacobian(net: Network, x: np.ndarray) -> np.ndarray | None:
+    """J = dh_D / dx at one input x (input_dim,), exact, by one batched backward pass through the hidden
+    blocks with the identity as upstream gradient: row i is dh_D,i / dx. None for BatchNorm networks
+    (a batch of copies has no variance). Overwrites the hidden layers' traces."""
+    if net.spec.norm == "batch":
+        return None
+    n = net.spec.widths[-1]
+    h = np.repeat(np.asarray(x, dtype=net.dtype)[None, :], n, axis=0)
+    for layer in net.hidden:
+        h = layer.forward(h)
+    d = np.eye(n, dtype=net.dtype)
+    for layer in reversed(net.hidden):
+        d = layer.backward(d)
+    return d

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness import theory
 from harness.config import StudyConfig
 from harness.data import Dataset, load_data
 from harness.gradcheck import GradcheckReport, check_network
@@ -44,6 +45,7 @@ from harness.stats import (
     STATS,
     first_nonfinite_layer,
     gradient_histograms,
+    input_output_jacobian,
     layer_stats,
     log_slope,
 )
@@ -129,6 +131,56 @@ def _norm_summary(grad_w: np.ndarray, grad_h: np.ndarray) -> dict[str, float]:
         }
 
 
+def predict_for(
+    cfg: StudyConfig, input_dim: int, output_dim: int, batch: int, input_moment: float = 1.0
+) -> theory.Prediction | None:
+    """Mean-field prediction for the study's network (None where norm layers make it not modelled)."""
+    m = cfg.model
+    if m.norm != "none":
+        return None
+    spec = cfg.network_spec(input_dim, output_dim, cfg.seed)
+    return theory.predict(
+        m.activation, spec.widths, input_dim, m.init, m.init_scale, m.bias_std, skip=m.skip,
+        alpha=spec.alpha, block_layers=m.block_layers, output_dim=output_dim, batch=batch,
+        input_moment=input_moment,
+    )  # fmt: skip
+
+
+def _theory_summary(
+    cfg: StudyConfig, data: Dataset, out_dim: int, measured_rate: float, result: dict
+) -> None:
+    """Predicted rate, log chi_1 and the Jacobian's predicted moments beside the measured ones."""
+    pred = predict_for(cfg, data.input_dim, out_dim, cfg.init.batch_size, float(np.mean(data.x_train**2)))
+    if pred is None:
+        return
+    result["summary"] |= {
+        "theory_log_chi1": pred.log_chi1,
+        "theory_rate": pred.rate,
+        "rate_diff": measured_rate - pred.rate,
+        "theory_jacobian_sv2_mean": pred.jacobian_mean,
+        "theory_jacobian_sv2_rel_var": pred.jacobian_rel_var,
+    }
+    result["profile"]["theory_grad_h"] = np.sqrt(pred.grad_h2)
+
+
+def _jacobian(cfg: StudyConfig, net: Network, data: Dataset) -> tuple[dict, dict]:
+    """Singular values of dh_D/dx at the first training input, where the width allows."""
+    if max(net.spec.widths) > cfg.init.jacobian_max_width or net.spec.input_dim > cfg.init.jacobian_max_width:
+        return {}, {}
+    with np.errstate(all="ignore"):
+        jac = input_output_jacobian(net, data.x_train[0])
+    if jac is None or not np.all(np.isfinite(jac)):
+        return {}, {}
+    sv = np.linalg.svd(jac, compute_uv=False)
+    eig = np.zeros(jac.shape[0])
+    eig[: sv.size] = sv**2  # the eigenvalues of J J^T (zeros where input_dim < width)
+    summary = {
+        "jacobian_sv2_mean": float(eig.mean()),
+        "jacobian_sv2_rel_var": float(eig.var() / eig.mean() ** 2),
+    }
+    return summary, {"jacobian_sv": sv}
+
+
 def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
     """Gradient flow at initialisation over ``cfg.init.repeats`` draws."""
     data_seed, check_seed, *draw_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + cfg.init.repeats)
@@ -172,6 +224,10 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
     }
     summary |= _gradcheck_summary(report)
     arrays = per | {"loss": losses, "hist_edges": HIST_EDGES} | {f"hist_{k}": v for k, v in hists.items()}
+    _theory_summary(cfg, data, out_dim, summary["grad_h_slope"], {"summary": summary, "profile": profile})
+    jac_summary, jac_arrays = _jacobian(cfg, first_net, data)
+    summary |= jac_summary
+    arrays |= jac_arrays
     return StudyResult("init", summary, profile, spread, arrays, report)
 
 

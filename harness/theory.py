@@ -1,0 +1,233 @@
+"""Mean-field theory of signal and gradient propagation, apart from the simulation code.
+
+For a network whose layer l has weights of variance sigma_l^2 / fan_in and biases of variance
+sigma_b^2 (Poole et al. 2016; Schoenholz et al. 2017):
+
+    q_l   = sigma_l^2 E[phi(sqrt(q_{l-1}) z)^2] + sigma_b^2    (pre-activation variance; q_1 from the
+                                                                  input's second moment)
+    chi_l = sigma_l^2 E[phi'(sqrt(q_l) z)^2]                    (E||dL/dh_{l-1}||^2 = chi_l E||dL/dh_l||^2)
+
+with z ~ N(0, 1). At the fixed point q* of the first map, chi_1 = chi(q*) decides the phase: ordered
+(chi_1 < 1, gradients vanish towards the input), critical (chi_1 = 1), chaotic (chi_1 > 1, they
+explode); xi = -1 / log(chi_1) is the depth scale over which E||dL/dh||^2 changes by e.
+
+Residual blocks h_l = h_{l-1} + alpha F(h_{l-1}) (identity shortcut, F one or two plain layers) keep a
+stream of second moment p_l = p_{l-1} + alpha^2 E[phi(sqrt(q_l) z)^2] and multiply the squared gradient
+by 1 + alpha^2 prod_k sigma^2 E[phi'(sqrt(q_k) z)^2] per block (the cross terms vanish at large width;
+Yang & Schoenholz 2017). A projection shortcut x P contributes sigma_P^2 to both.
+
+Gaussian expectations E[f(sqrt(q) z)] are integrated in u = sqrt(q) z by composite Gauss-Legendre
+quadrature on a geometric grid of panels with a breakpoint at the kink u = 0, which resolves both the
+activation's own scale (~1) and the Gaussian's (sqrt(q)) for any q: accurate to ~1e-12 where plain
+Gauss-Hermite with a few hundred nodes is not (for large q the integrand's structure falls between its
+nodes).
+
+The input-output Jacobian J = dh_D / dx: the mean of its squared singular values is prod_l chi_l, and
+by free probability its normalised variance (var / mean^2) is the sum over layers of
+v_W + E[phi'^4] / E[phi'^2]^2 - 1, with v_W = 1 for i.i.d. weights (Marchenko-Pastur) and 0 for
+orthogonal ones (Pennington, Schoenholz & Ganguli 2017): dynamical isometry needs both terms small.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.nn.activations import get_activation
+from harness.nn.init import canonical_init, init_std
+
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
+LINEAR_IN_Q = {"relu": 0.5, "identity": 1.0}  # E[phi(sqrt(q) z)^2] = c q, E[phi'^2] = c (closed forms)
+
+
+def _grid(q: float) -> np.ndarray:
+    """Panel edges on [0, 14 sqrt(q) + 8]: fine near 0 at both scales, geometric outwards."""
+    s = math.sqrt(q)
+    lo = min(1.0, s) / 256.0
+    hi = 14.0 * s + 8.0
+    edges = np.geomspace(lo, hi, int(math.ceil(math.log2(hi / lo) * 2)) + 1)
+    return np.concatenate([[0.0], edges])
+
+
+def gauss_expect(f: Callable[[np.ndarray], np.ndarray], q: float) -> float:
+    """E[f(sqrt(q) z)] for z ~ N(0, 1); ``f`` is vectorised. q = 0 gives f(0)."""
+    if q <= 0:
+        return float(f(np.zeros(1))[0])
+    if not math.isfinite(q):
+        return float("nan")
+    edges = _grid(q)
+    a, b = edges[:-1, None], edges[1:, None]
+    u = (0.5 * (b - a) * _NODES + 0.5 * (a + b)).ravel()
+    w = (0.5 * (b - a) * _WEIGHTS).ravel()
+    density = np.exp(-0.5 * u * u / q) / math.sqrt(2 * math.pi * q)
+    with np.errstate(all="ignore"):
+        return float(np.sum(w * density * (f(u) + f(-u))))
+
+
+def _phi2(activation: str) -> Callable[[np.ndarray], np.ndarray]:
+    fn = get_activation(activation)
+    return lambda u: fn.f(u) ** 2
+
+
+def _dphi_power(activation: str, power: int) -> Callable[[np.ndarray], np.ndarray]:
+    fn = get_activation(activation)
+    return lambda u: fn.df(u, fn.f(u)) ** power
+
+
+def second_moment(activation: str, q: float) -> float:
+    """E[phi(sqrt(q) z)^2]."""
+    if activation in LINEAR_IN_Q:
+        return LINEAR_IN_Q[activation] * q
+    return gauss_expect(_phi2(activation), q)
+
+
+def slope_moment(activation: str, q: float, power: int = 2) -> float:
+    """E[phi'(sqrt(q) z)^power] (power 2 for chi, 4 for the Jacobian's spread)."""
+    if activation in LINEAR_IN_Q:
+        return LINEAR_IN_Q[activation]  # relu: phi'^k = 1[z > 0]; identity: 1
+    return gauss_expect(_dphi_power(activation, power), q)
+
+
+def variance_map(activation: str, sw2: float, sb2: float, q: float) -> float:
+    return sw2 * second_moment(activation, q) + sb2
+
+
+def fixed_point(activation: str, sw2: float, sb2: float, q0: float = 1.0) -> float:
+    """q* of the variance map reached from q0 (the stable one the network flows to): 0 when q decays
+    to zero, inf when it grows without bound. Iterates, then bisects h(q) = map(q) - q in log q."""
+    h = lambda q: variance_map(activation, sw2, sb2, q) - q  # noqa: E731
+    q = q0
+    for _ in range(100):
+        new = variance_map(activation, sw2, sb2, q)
+        if not math.isfinite(new) or new > 1e12:
+            return math.inf
+        if abs(new - q) <= 1e-13 * max(q, 1e-300):
+            return new
+        q = new
+    if h(q) > 0:  # still rising: bracket above
+        lo, hi = q, q
+        while h(hi) > 0:
+            hi *= 2.0
+            if hi > 1e12:
+                return math.inf
+    else:  # still falling: bracket below, or the attractor is 0
+        lo, hi = q, q
+        while h(lo) < 0:
+            lo /= 2.0
+            if lo < 1e-14:
+                return 0.0
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if h(mid) > 0 else (lo, mid)
+        if hi - lo <= 1e-14 * hi:
+            break
+    return math.sqrt(lo * hi)
+
+
+def chi(activation: str, sw2: float, q: float) -> float:
+    return sw2 * slope_moment(activation, q)
+
+
+def chi1(activation: str, sw2: float, sb2: float) -> float:
+    """chi at the fixed point (for relu and identity chi does not depend on q)."""
+    if activation in LINEAR_IN_Q:
+        return sw2 * LINEAR_IN_Q[activation]
+    return chi(activation, sw2, fixed_point(activation, sw2, sb2))
+
+
+def depth_scale(chi_1: float) -> float:
+    """xi = -1 / log(chi_1): layers over which E||dL/dh||^2 changes by a factor e (inf at chi_1 = 1)."""
+    return math.inf if chi_1 == 1 else -1.0 / math.log(chi_1)
+
+
+def critical_sw2(activation: str, sb2: float, lo: float = 1e-3, hi: float = 1e3) -> float:
+    """sigma_w^2 with chi_1(sigma_w^2, sigma_b^2) = 1 (bisection in log sigma_w^2); NaN if none in range."""
+    f = lambda s: math.log(chi1(activation, s, sb2))  # noqa: E731
+    flo, fhi = f(lo), f(hi)
+    if not (flo < 0 < fhi):
+        return float("nan")
+    for _ in range(80):
+        mid = math.sqrt(lo * hi)
+        fm = f(mid)
+        lo, hi = (mid, hi) if fm < 0 else (lo, mid)
+    return math.sqrt(lo * hi)
+
+
+def sigma_w2(scheme: str, fan_in: int, fan_out: int, scale: float) -> float:
+    """The weight variance times fan_in for an init scheme and scale: uniform and orthogonal included."""
+    return fan_in * init_std(scheme, fan_in, fan_out, scale) ** 2
+
+
+@dataclass
+class Prediction:
+    q: np.ndarray  # pre-activation variance per layer (of the branch, for residual blocks)
+    chi: np.ndarray  # E||dh_{l-1}||^2 / E||dh_l||^2 per layer l = 1..D
+    grad_h2: np.ndarray  # E||dL/dh_l||^2, l = 1..D
+    rate: float  # least-squares slope of log E||dL/dh_l||^2 against l
+    log_chi1: float  # log chi at the fixed point (plain networks; NaN for residual ones)
+    jacobian_mean: float  # mean squared singular value of dh_D/dx
+    jacobian_rel_var: float  # variance / mean^2 of the squared singular values
+
+
+def predict(
+    activation: str,
+    widths: list[int],
+    input_dim: int,
+    init: str,
+    init_scale: float,
+    bias_std: float,
+    *,
+    skip: bool = False,
+    alpha: float = 1.0,
+    block_layers: int = 1,
+    output_dim: int = 1,
+    batch: int = 1,
+    input_moment: float = 1.0,
+) -> Prediction:
+    """Mean-field prediction for a network as ``harness.nn.build_network`` builds it (norm none),
+    under the probe loss with v ~ N(0, 1) of shape (batch, output_dim)."""
+    init = canonical_init(init)
+    sb2 = bias_std**2
+    v_w = 0.0 if init == "orthogonal" else 1.0
+    dims = [input_dim, *widths]
+    depth = len(widths)
+    q, chis, rel_var = np.zeros(depth), np.zeros(depth), 0.0
+    p = input_moment  # second moment of the stream entering the block
+    for l in range(depth):  # noqa: E741
+        fan_in, fan_out = dims[l], dims[l + 1]
+        sw2 = sigma_w2(init, fan_in, fan_out, init_scale)
+        if not skip:
+            q[l] = sw2 * p + sb2
+            d1, d2 = slope_moment(activation, q[l], 2), slope_moment(activation, q[l], 4)
+            chis[l] = sw2 * d1
+            rel_var += v_w + (d2 / d1**2 - 1 if d1 > 0 else math.inf)
+            p = second_moment(activation, q[l])
+            continue
+        qk, branch_chi, inner_in = 0.0, 1.0, p
+        for k in range(block_layers):
+            sk = sw2 if k == 0 else sigma_w2(init, fan_out, fan_out, init_scale)
+            qk = sk * inner_in + sb2
+            branch_chi *= sk * slope_moment(activation, qk)
+            inner_in = second_moment(activation, qk)
+        q[l] = qk
+        shortcut = 1.0 if fan_in == fan_out else sigma_w2(init, fan_in, fan_out, init_scale)
+        chis[l] = shortcut + alpha**2 * branch_chi
+        p = shortcut * p + alpha**2 * inner_in
+        rel_var = float("nan")  # free-probability spread is for plain networks only
+    out = sigma_w2(init, dims[-1], output_dim, init_scale)
+    grad = np.zeros(depth)
+    grad[-1] = batch * output_dim * out  # dh_D = v W_out^T
+    for l in range(depth - 1, 0, -1):  # noqa: E741
+        grad[l - 1] = grad[l] * chis[l]
+    with np.errstate(all="ignore"):
+        logs = np.log(grad)
+        rate = float(np.polyfit(np.arange(1, depth + 1), logs, 1)[0]) if depth > 1 else float("nan")
+    log_chi1 = (
+        float("nan")
+        if skip
+        else math.log(chi1(activation, sigma_w2(init, dims[-1], dims[-1], init_scale), sb2))
+    )
+    return Prediction(q, chis, grad, rate, log_chi1, float(np.prod(chis)), rel_var)

@@ -1,0 +1,174 @@
+"""Mean-field theory against exact integrals, closed forms, and measured networks.
+
+Statistical tolerances: rates are compared per seed as d = measured - predicted slope of
+log ||dL/dh_l||^2. Over S seeds the allowance is the t-quantile (two-sided 99.9%) of their spread,
+plus the finite-width bias of a log of a random product: each layer multiplies ||dL/dh||^2 by a factor
+r with E[r] = chi and Var(r) / chi^2 <= (2 + v_D) / n (chi-square weights plus the spread of phi'^2,
+v_D = E[phi'^4] / E[phi'^2]^2 - 1, from the theory itself), so E[log r] = log chi - (2 + v_D) / (2n).
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from harness import theory
+from harness.nn import ACTIVATIONS, LinearProbe, NetworkSpec, build_network
+from harness.stats import input_output_jacobian
+
+QS = [1e-4, 1e-2, 1.0, 30.0, 1e3, 1e5]
+
+
+def _quad(g, q):
+    dens = lambda u: g(u) * math.exp(-u * u / (2 * q)) / math.sqrt(2 * math.pi * q)  # noqa: E731
+    opts = dict(epsabs=0, epsrel=1e-13, limit=1000)
+    return integrate.quad(dens, -np.inf, 0, **opts)[0] + integrate.quad(dens, 0, np.inf, **opts)[0]
+
+
+@pytest.mark.parametrize("name", [a for a in ACTIVATIONS if a not in ("identity",)])
+@pytest.mark.parametrize("q", QS)
+def test_expectations_match_an_adaptive_integral(name, q):
+    fn = ACTIVATIONS[name]
+    scalar = lambda f: lambda u: float(f(np.array([u]))[0])  # noqa: E731
+    phi2 = scalar(lambda u: fn.f(u) ** 2)
+    dphi2 = scalar(lambda u: fn.df(u, fn.f(u)) ** 2)
+    for mine, ref in [(theory.second_moment(name, q), _quad(phi2, q)),
+                      (theory.slope_moment(name, q), _quad(dphi2, q))]:  # fmt: skip
+        assert abs(mine - ref) <= 1e-9 * max(1.0, abs(ref)), (mine, ref)
+
+
+def test_plain_gauss_hermite_is_not_enough_at_large_q():
+    # the reason for the panel quadrature: tanh'(sqrt(q) z)^2 is a spike of width 1/sqrt(q)
+    q = 1e4
+    z, w = np.polynomial.hermite_e.hermegauss(300)
+    hermite = float(np.sum(w * (1 - np.tanh(np.sqrt(q) * z) ** 2) ** 2) / np.sqrt(2 * np.pi))
+    ref = _quad(lambda u: (1 - math.tanh(u) ** 2) ** 2, q)
+    assert abs(hermite - ref) > 1e-6 * ref
+    assert abs(theory.slope_moment("tanh", q) - ref) < 1e-9 * ref
+
+
+def test_closed_forms_and_known_values():
+    for q in QS:
+        assert theory.second_moment("relu", q) == q / 2 and theory.slope_moment("relu", q) == 0.5
+        assert math.isclose(theory.gauss_expect(lambda u: np.maximum(u, 0) ** 2, q), q / 2, rel_tol=1e-12)
+    assert theory.chi1("relu", 2.0, 0.3) == 1.0 and theory.chi1("identity", 0.8, 0.0) == 0.8
+    assert math.isclose(theory.critical_sw2("relu", 0.1), 2.0, rel_tol=1e-9)
+    assert math.isclose(theory.critical_sw2("tanh", 0.0), 1.0, rel_tol=1e-6)  # chi_1 = sigma_w^2 phi'(0)^2
+    # Schoenholz et al. (2017), Fig. 1: tanh at sigma_b^2 = 0.05 is critical near sigma_w^2 = 1.76
+    assert abs(theory.critical_sw2("tanh", 0.05) - 1.76) < 0.01
+    q = theory.fixed_point("tanh", 1.5, 0.05)
+    assert math.isclose(theory.variance_map("tanh", 1.5, 0.05, q), q, rel_tol=1e-12)
+    assert theory.fixed_point("relu", 3.0, 0.0) == math.inf
+    assert theory.depth_scale(math.exp(-0.1)) == pytest.approx(10.0)
+
+
+def test_init_schemes_map_to_sigma_w2():
+    g = 1.3
+    assert theory.sigma_w2("he_normal", 100, 50, g) == pytest.approx(2 * g**2)
+    assert theory.sigma_w2("he_uniform", 100, 50, g) == pytest.approx(2 * g**2)
+    assert theory.sigma_w2("xavier_uniform", 100, 50, g) == pytest.approx(2 * 100 / 150 * g**2)
+    assert theory.sigma_w2("lecun_normal", 100, 50, g) == pytest.approx(g**2)
+    assert theory.sigma_w2("orthogonal", 100, 50, g) == pytest.approx(g**2)
+    assert theory.sigma_w2("orthogonal", 50, 100, g) == pytest.approx(g**2 / 2)
+    assert theory.sigma_w2("standard", 100, 50, g) == pytest.approx(g**2 / 3)
+
+
+WIDTH, DEPTH, BATCH, SEEDS = 256, 20, 64, 6
+
+
+def _rate_differences(activation, init, scale, bias_std, skip=False, skip_scale=1.0):
+    diffs, preds = [], []
+    for seed in range(SEEDS):
+        spec = NetworkSpec(input_dim=WIDTH, width=WIDTH, depth=DEPTH, output_dim=WIDTH, activation=activation,
+                           init=init, init_scale=scale, bias_std=bias_std, skip=skip, skip_scale=skip_scale,
+                           seed=seed)  # fmt: skip
+        net = build_network(spec)
+        rng = np.random.default_rng(500 + seed)
+        net.forward(rng.standard_normal((BATCH, WIDTH)))
+        net.backward(LinearProbe.random((BATCH, WIDTH), rng).v)
+        measured = np.polyfit(
+            np.arange(1, DEPTH + 1), np.log([np.sum(b.grad_out**2) for b in net.hidden]), 1
+        )[0]
+        pred = theory.predict(activation, spec.widths, WIDTH, init, scale, bias_std, skip=skip,
+                              alpha=spec.alpha, output_dim=WIDTH, batch=BATCH)  # fmt: skip
+        diffs.append(measured - pred.rate)
+        preds.append(pred)
+    return np.array(diffs), preds[0]
+
+
+def _tolerance(diffs, activation, q):
+    d1, d2 = theory.slope_moment(activation, q, 2), theory.slope_moment(activation, q, 4)
+    v_d = d2 / d1**2 - 1
+    return stats.t.ppf(1 - 0.0005, SEEDS - 1) * diffs.std(ddof=1) / math.sqrt(SEEDS) + (2 + v_d) / (2 * WIDTH)
+
+
+TANH_CRITICAL = math.sqrt(theory.critical_sw2("tanh", 0.05))
+
+
+@pytest.mark.parametrize(
+    ("activation", "init", "scale", "bias_std", "regime"),
+    [
+        ("tanh", "lecun_normal", math.sqrt(0.5), math.sqrt(0.05), "ordered"),
+        ("tanh", "lecun_normal", TANH_CRITICAL, math.sqrt(0.05), "critical"),
+        ("tanh", "lecun_normal", 2.0, math.sqrt(0.05), "chaotic"),
+        ("relu", "he_normal", 1.0, 0.0, "critical"),
+        ("relu", "xavier_normal", 1.0, 0.0, "ordered"),
+    ],
+)
+def test_measured_rates_match_theory(activation, init, scale, bias_std, regime):
+    diffs, pred = _rate_differences(activation, init, scale, bias_std)
+    tol = _tolerance(diffs, activation, pred.q[-1])
+    assert abs(diffs.mean()) < tol, (diffs.mean(), tol)
+    log_chi1 = pred.log_chi1
+    assert {"ordered": log_chi1 < -0.1, "critical": abs(log_chi1) < 1e-6, "chaotic": log_chi1 > 0.1}[regime]
+    assert tol < 0.1  # a third of the smallest rate that tells the regimes apart (|log chi_1| >= 0.3 here)
+
+
+@pytest.mark.parametrize(("activation", "init"), [("relu", "he_normal"), ("tanh", "lecun_normal")])
+def test_residual_networks_grow_as_predicted(activation, init):
+    diffs, pred = _rate_differences(activation, init, 1.0, 0.0, skip=True, skip_scale="1/sqrt(depth)")
+    assert abs(diffs.mean()) < _tolerance(diffs, activation, pred.q[-1])
+    if (
+        activation == "relu"
+    ):  # each block: 1 + alpha^2 sigma^2 E[phi'^2] = 1 + 1 / depth (He: sigma^2 / 2 = 1)
+        np.testing.assert_allclose(pred.chi, 1 + 1 / DEPTH)
+    assert np.all(pred.chi > 1)  # a residual block never shrinks the gradient in the mean-field limit
+
+
+def test_residual_alpha_one_approaches_theory_as_width_grows():
+    """With alpha = 1, ReLU blocks double E||dL/dh||^2 per block in the mean-field limit; at finite width
+    the measured rate deviates by O(depth / width) (the stream's second moment grows 2x per block, and
+    gradient-independence fails at O(1/n)). The deviation must shrink as the width grows."""
+
+    def mean_diff(width):
+        d = []
+        for seed in range(3):
+            spec = NetworkSpec(input_dim=width, width=width, depth=10, output_dim=width, activation="relu",
+                               init="he_normal", skip=True, seed=seed)  # fmt: skip
+            net = build_network(spec)
+            rng = np.random.default_rng(seed)
+            net.forward(rng.standard_normal((BATCH, width)))
+            net.backward(LinearProbe.random((BATCH, width), rng).v)
+            logs = np.log([np.sum(b.grad_out**2) for b in net.hidden])
+            pred = theory.predict("relu", spec.widths, width, "he_normal", 1.0, 0.0, skip=True,
+                                  output_dim=width, batch=BATCH)  # fmt: skip
+            np.testing.assert_allclose(pred.chi, 2.0)
+            d.append(np.polyfit(np.arange(1, 11), logs, 1)[0] - pred.rate)
+        return abs(np.mean(d))
+
+    narrow, wide = mean_diff(256), mean_diff(1024)
+    assert wide < narrow / 2 and wide < 0.02, (narrow, wide)
+
+
+def test_deep_linear_orthogonal_jacobian_is_an_isometry_times_the_scales():
+    g, depth, width = 1.1, 12, 16
+    spec = NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=3, activation="identity",
+                       init="orthogonal", init_scale=g, seed=4)  # fmt: skip
+    jac = input_output_jacobian(build_network(spec), np.random.default_rng(0).standard_normal(width))
+    sv = np.linalg.svd(jac, compute_uv=False)
+    np.testing.assert_allclose(sv, g**depth, rtol=1e-12)
+    pred = theory.predict("identity", spec.widths, width, "orthogonal", g, 0.0)
+    assert pred.jacobian_mean == pytest.approx(g ** (2 * depth)) and pred.jacobian_rel_var == 0.0
+    gaussian = theory.predict("identity", spec.widths, width, "lecun_normal", g, 0.0)
+    assert gaussian.jacobian_rel_var == depth  # Marchenko-Pastur: +1 per i.i.d. Gaussian layer
