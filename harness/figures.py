@@ -11,6 +11,7 @@ the source run ids, git commit, figure hash and package versions.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -31,7 +32,8 @@ SUMMARY_METRICS = ("grad_ratio_log10", "grad_h_ratio_log10", "grad_h_slope", "gr
 TRAIN_ONLY = ("final_loss", "final_accuracy")
 NORMS = ("grad_W", "grad_b", "grad_h")
 TOP_KEYS = ("title", "study", "base", "cases", "sweep", "seeds", "plot", "style")
-PLOT_KEYS = ("kind", "metric", "x", "y", "hue", "col")
+PLOT_KEYS = ("kind", "metric", "x", "y", "hue", "col", "theory", "x_as")
+THEORY_METRICS = {"grad_h_slope": "rate", "grad_h_ratio_log10": "ratio"}
 STYLE_KEYS = ("width", "height", "logy", "title", "palette", "dpi")
 
 
@@ -135,7 +137,14 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
     )  # fmt: skip
     needed = {"profile": ["hue", "col"], "heatmap": ["col"], "phase": ["x", "y", "col"],
               "lines": ["x", "hue", "col"]}[kind]  # fmt: skip
-    for role in PLOT_KEYS[2:]:
+    if plot.get("x_as") not in (None, "sigma_w2"):
+        raise ConfigError(f"plot.x_as: got {plot['x_as']!r}; allowed: sigma_w2 (or leave it out)")
+    if plot.get("theory") and (kind != "lines" or metric not in THEORY_METRICS):
+        raise ConfigError(
+            f"plot.theory: a theory curve is drawn for kind=lines with metric {' or '.join(THEORY_METRICS)}; "
+            "profiles (metric grad_h) and phase diagrams (x model.init_scale) get theory automatically"
+        )
+    for role in ("x", "y", "hue", "col"):
         factor = plot.get(role)
         if factor is None:
             continue
@@ -211,9 +220,13 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
         factors = dict(zip(spec.factors, key, strict=True))
         if kind == "profile":
             stack = np.stack([data[j.run_id]["arrays"][f"profile_{metric}"] for j in members])
+            pred = prediction(members[0].config) if metric == "grad_h" else None
             for layer in range(stack.shape[1]):
                 mean, std, n = _log_stats(stack[:, layer], log)
-                rows.append(factors | {"layer": layer + 1, "mean": mean, "std": std, "n_seeds": n})
+                row = factors | {"layer": layer + 1, "mean": mean, "std": std, "n_seeds": n}
+                if metric == "grad_h":  # log10 sqrt(E||dL/dh_l||^2), the mean-field prediction
+                    row["theory"] = 0.5 * math.log10(pred.grad_h2[layer]) if pred is not None else math.nan
+                rows.append(row)
         elif kind == "heatmap":
             arrays = [data[j.run_id]["arrays"] for j in members]
             steps = arrays[0]["steps"]
@@ -226,7 +239,15 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
             values = np.array([data[j.run_id]["metrics"].get(metric, np.nan) for j in members])
             diverged = max(data[j.run_id]["metrics"].get("diverged", 0.0) for j in members)
             mean, std, n = _log_stats(values, False)
-            rows.append(factors | {"mean": mean, "std": std, "n_seeds": n, "diverged": int(diverged)})
+            row = factors | {"mean": mean, "std": std, "n_seeds": n, "diverged": int(diverged)}
+            if kind == "lines":
+                row = {**factors, "source": "measured", **{k: v for k, v in row.items() if k not in factors}}
+                row["sigma_w2"] = sigma_w2_of(members[0].config)
+            if kind == "phase" and spec.plot["x"] == "model.init_scale":
+                row["critical_x"] = critical_init_scale(members[0].config)
+            rows.append(row)
+    if kind == "lines" and spec.plot.get("theory"):
+        rows += theory_rows(spec, jobs)
     frame = pd.DataFrame(rows)
     if frame["n_seeds"].sum() == 0:
         raise ConfigError(f"plot.metric: no run of figure {spec.name} has a finite value of {metric!r}")
@@ -245,3 +266,73 @@ def nice(value: str) -> float | str:
     except (TypeError, ValueError):
         return value
     return number if math.isfinite(number) else value
+
+
+def with_value(config: StudyConfig, key: str, value: Any) -> StudyConfig:
+    """A copy of ``config`` with the dotted ``key`` set to ``value`` (a float for numeric fields)."""
+    head, _, rest = key.partition(".")
+    if not rest:
+        old = getattr(config, head)
+        return dataclasses.replace(
+            config, **{head: type(old)(value) if isinstance(old, int | float) else value}
+        )
+    return dataclasses.replace(config, **{head: with_value(getattr(config, head), rest, value)})
+
+
+def prediction(config: StudyConfig):  # noqa: ANN201 - theory.Prediction | None
+    """The mean-field prediction for an init-mode job on Gaussian inputs (None where not modelled)."""
+    from harness.study import predict_for
+
+    if config.mode != "init" or config.data.name != "gaussian":
+        return None
+    return predict_for(config, config.data.input_dim, config.data.output_dim, config.init.batch_size)
+
+
+def sigma_w2_of(config: StudyConfig) -> float:
+    """sigma_w^2 of the hidden (width x width) layers."""
+    from harness import theory
+
+    m = config.model
+    return theory.sigma_w2(m.init, m.width, m.width, m.init_scale)
+
+
+def theory_value(config: StudyConfig, metric: str) -> float:
+    pred = prediction(config)
+    if pred is None:
+        return float("nan")
+    if THEORY_METRICS[metric] == "rate":
+        return pred.rate
+    return 0.5 * math.log10(pred.grad_h2[0] / pred.grad_h2[-1])
+
+
+def critical_init_scale(config: StudyConfig) -> float:
+    """The init scale at which chi_1 = 1 for the config's activation, scheme and bias (NaN if none)."""
+    from harness import theory
+
+    m = config.model
+    sw2 = theory.critical_sw2(m.activation, m.bias_std**2)
+    return math.sqrt(sw2 / theory.sigma_w2(m.init, m.width, m.width, 1.0)) if math.isfinite(sw2) else math.nan
+
+
+def theory_rows(spec: FigureSpec, jobs: list[Job], points: int = 60) -> list[dict]:
+    """The theory curve of a lines plot: for each (hue, col) group, the prediction on a dense grid of
+    the x factor between its smallest and largest value."""
+    xf, metric = spec.plot["x"], spec.plot["metric"]
+    values = [float(v) for v in spec.sweep[xf]]
+    grid = (
+        np.geomspace(min(values), max(values), points)
+        if min(values) > 0
+        else np.linspace(min(values), max(values), points)
+    )
+    rows, seen = [], set()
+    for job in jobs:
+        key = tuple(v for k, v in job.factors.items() if k != xf)
+        if key in seen:
+            continue
+        seen.add(key)
+        factors = {k: v for k, v in job.factors.items() if k != xf}
+        for x in grid:
+            config = with_value(job.config, xf, float(x))
+            row = factors | {xf: repr(float(x)), "source": "theory", "mean": theory_value(config, metric)}
+            rows.append(row | {"std": 0.0, "n_seeds": 0, "diverged": 0, "sigma_w2": sigma_w2_of(config)})
+    return rows

@@ -14,9 +14,13 @@ GRAD_LABELS = {"grad_W": "||dL/dW||", "grad_b": "||dL/db||", "grad_h": "||dL/dh|
 
 
 def gradient_flow_figure(
-    profile: dict[str, np.ndarray], spread: dict[str, np.ndarray] | None = None, title: str = ""
+    profile: dict[str, np.ndarray],
+    spread: dict[str, np.ndarray] | None = None,
+    title: str = "",
+    theory: np.ndarray | None = None,
 ) -> Figure:
-    """Per-layer gradient norms (log scale), with a band of +-1 std of log10 across draws."""
+    """Per-layer gradient norms (log scale), with a band of +-1 std of log10 across draws, and the
+    mean-field prediction sqrt(E||dL/dh_l||^2) dashed where given."""
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for key, label in GRAD_LABELS.items():
@@ -28,6 +32,9 @@ def gradient_flow_figure(
         if spread is not None and key in spread and np.any(spread[key] > 0):
             band = 10.0 ** np.asarray(spread[key], dtype=float)
             ax.fill_between(layers, values / band, values * band, color=line.get_color(), alpha=0.2)
+    if theory is not None and np.any(np.isfinite(theory) & (np.asarray(theory) > 0)):
+        layers = np.arange(1, len(theory) + 1)
+        ax.plot(layers, theory, ls="--", color="k", lw=1.2, label="||dL/dh|| mean-field theory")
     ax.set_yscale("log")
     ax.set_xlabel("layer l")
     ax.set_ylabel("gradient norm")
@@ -139,4 +146,27 @@ def activation_figure(
     if frac:
         axes[2].legend()
     fig.suptitle(title or "activation statistics per layer")
+    return fig
+
+
+def jacobian_figure(
+    sv: np.ndarray, width: int, predicted_mean: float | None = None, title: str = ""
+) -> Figure:
+    """Histogram of the squared singular values of the input-output Jacobian (log10), with their
+    measured mean and the mean-field prediction prod_l chi_l."""
+    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    lam = np.asarray(sv, float) ** 2
+    eig_mean = lam.sum() / width  # zeros where input_dim < width
+    positive = lam[lam > 0]
+    ax.hist(np.log10(positive), bins=max(10, int(np.sqrt(positive.size)) + 1), color="C0", alpha=0.7)
+    ax.axvline(np.log10(eig_mean), color="C0", lw=2, label=f"measured mean {eig_mean:.3g}")
+    if predicted_mean and np.isfinite(predicted_mean) and predicted_mean > 0:
+        ax.axvline(
+            np.log10(predicted_mean), color="k", ls="--", label=f"theory prod chi_l {predicted_mean:.3g}"
+        )
+    ax.set_xlabel("log10 squared singular value of dh_D/dx")
+    ax.set_ylabel("count")
+    ax.set_title(title or "input-output Jacobian spectrum")
+    ax.legend(fontsize=8)
     return fig

@@ -65,6 +65,8 @@ def metrics_of(result: StudyResult, max_layers: int) -> list[tuple[str, float, i
         out += [(f"profile/{k}", v, l + 1) for l, v in enumerate(result.profile[k])]  # noqa: E741
         if result.mode == "init" and k.startswith("grad"):
             out += [(f"profile/{k}_log10_std", v, l + 1) for l, v in enumerate(result.spread[k])]  # noqa: E741
+    if "theory_grad_h" in result.profile:
+        out += [("profile/theory_grad_h", v, l + 1) for l, v in enumerate(result.profile["theory_grad_h"])]  # noqa: E741
     if result.gradcheck is not None:  # step = layer index: input 0, hidden 1..depth, readout depth + 1
         rows = result.gradcheck.layer_rows()
         readout = len(result.profile["grad_W"]) + 1
@@ -89,7 +91,8 @@ def _log_figures(run: tracking.Run, result: StudyResult, name: str) -> None:
     from harness import plots  # matplotlib only when figures are wanted
 
     when = "at initialisation" if result.mode == "init" else f"after step {result.arrays['steps'][-1]}"
-    fig = plots.gradient_flow_figure(result.profile, result.spread, f"{name} ({when})")
+    theory_profile = result.profile.get("theory_grad_h") if result.mode == "init" else None
+    fig = plots.gradient_flow_figure(result.profile, result.spread, f"{name} ({when})", theory_profile)
     run.log_figure(fig, "figures/gradient_flow.png")
     run.log_figure(plots.activation_figure(result.profile, result.spread, name), "figures/activations.png")
     a = result.arrays
@@ -97,6 +100,11 @@ def _log_figures(run: tracking.Run, result: StudyResult, name: str) -> None:
         a["hist_edges"], a["hist_hist"], a["hist_zero"], a["hist_nan"], a["hist_inf"], name
     )
     run.log_figure(fig, "figures/gradient_histograms.png")
+    if "jacobian_sv" in a:
+        fig = plots.jacobian_figure(
+            a["jacobian_sv"], int(a["jacobian_width"]), result.summary.get("theory_jacobian_sv2_mean"), name
+        )
+        run.log_figure(fig, "figures/jacobian.png")
     if result.mode == "train" and len(result.arrays["steps"]) > 1:
         fig = plots.heatmap_figure(result.arrays["steps"], result.arrays["grad_W"], name)
         run.log_figure(fig, "figures/heatmap_grad_W.png")

@@ -178,7 +178,7 @@ def _jacobian(cfg: StudyConfig, net: Network, data: Dataset) -> tuple[dict, dict
         "jacobian_sv2_mean": float(eig.mean()),
         "jacobian_sv2_rel_var": float(eig.var() / eig.mean() ** 2),
     }
-    return summary, {"jacobian_sv": sv}
+    return summary, {"jacobian_sv": sv, "jacobian_width": np.array(jac.shape[0])}
 
 
 def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:

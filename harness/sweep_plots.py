@@ -22,7 +22,7 @@ from harness.figures import nice
 LABELS = {"grad_W": "||dL/dW_l||", "grad_b": "||dL/db_l||", "grad_h": "||dL/dh_l||",
           "grad_ratio_log10": "log10 ||dL/dW_1|| / ||dL/dW_D||",
           "grad_h_ratio_log10": "log10 ||dL/dh_1|| / ||dL/dh_D||",
-          "grad_h_slope": "slope of log ||dL/dh_l||^2"}  # fmt: skip
+          "grad_h_slope": "rate: slope of log ||dL/dh_l||^2 per layer"}  # fmt: skip
 
 
 def _palette(n: int, name: str | None) -> list:
@@ -70,6 +70,10 @@ def profile_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
             )
             ax.plot(x, y, marker="o", ms=3, color=colour, label=None if hue is None else str(hval))
             ax.fill_between(x, lo, hi, color=colour, alpha=0.2, lw=0)
+            if "theory" in rows and np.any(np.isfinite(rows["theory"])):
+                ax.plot(x, 10 ** rows["theory"].to_numpy(), ls="--", lw=1.2, color=colour)
+                if colour == colours[-1]:
+                    ax.plot([], [], ls="--", color="k", label="mean-field theory")
         ax.set_xlabel("layer l")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if log and style.get("logy", True):
@@ -98,6 +102,8 @@ def phase_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
         mesh = ax.imshow(grid, origin="lower", cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
         for j, i in crossed:
             ax.plot(j, i, marker="x", color="k", ms=9, mew=2)
+        if "critical_x" in part and len(part):
+            _critical_line(ax, float(part["critical_x"].iloc[0]), xs)
         ax.set_xticks(range(len(xs)), [str(v) for v in xs])
         ax.set_yticks(range(len(ys)), [str(v) for v in ys])
         ax.set_xlabel(xf.split(".")[-1])
@@ -106,8 +112,19 @@ def phase_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
     return fig
 
 
+def _critical_line(ax: Any, critical: float, xs: list) -> None:
+    """A dashed vertical line where chi_1 = 1, placed between the categorical x columns by log
+    interpolation of their values."""
+    values = np.array([nice(v) for v in xs], dtype=float)
+    if not np.isfinite(critical) or np.any(values <= 0) or not values.min() <= critical <= values.max():
+        return
+    where = float(np.interp(np.log(critical), np.log(values), np.arange(len(values))))
+    ax.axvline(where, color="k", ls="--", lw=1.5, label="chi_1 = 1 (theory)")
+    ax.legend(fontsize=8, loc="upper left")
+
+
 def lines_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
-    metric, xf, hue, col = plot["metric"], plot["x"], plot.get("hue"), plot.get("col")
+    metric, xf, hue, col, x_as = plot["metric"], plot["x"], plot.get("hue"), plot.get("col"), plot.get("x_as")
     fig, axes, cols = _panels(frame, col, style, title)
     hues = _values(frame, hue)
     colours = _palette(len(hues), style.get("palette"))
@@ -115,14 +132,20 @@ def lines_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
         part = _subset(frame, col, cval)
         for colour, hval in zip(colours, hues, strict=True):
             rows = _subset(part, hue, hval)
-            x = [nice(v) for v in rows[xf]]
-            ax.errorbar(x, rows["mean"], yerr=rows["std"], marker="o", capsize=3, color=colour,
-                        label=None if hue is None else str(hval))  # fmt: skip
-        ax.set_xlabel(xf.split(".")[-1])
+            measured = rows[rows["source"] == "measured"] if "source" in rows else rows
+            x = measured[x_as] if x_as else [nice(v) for v in measured[xf]]
+            label = None if hue is None else f"{hue.split('.')[-1]}={hval}"
+            ax.errorbar(x, measured["mean"], yerr=measured["std"], marker="o", capsize=3, color=colour,
+                        ls="none" if plot.get("theory") else "-", label=label)  # fmt: skip
+            if plot.get("theory") and "source" in rows:
+                curve = rows[rows["source"] == "theory"]
+                cx = curve[x_as] if x_as else [nice(v) for v in curve[xf]]
+                ax.plot(cx, curve["mean"], color=colour, lw=1.5)
+        ax.set_xlabel("sigma_w^2" if x_as == "sigma_w2" else xf.split(".")[-1])
         ax.axhline(0.0, color="0.5", lw=0.8)
     axes[0].set_ylabel(LABELS.get(metric, metric))
     if hue is not None:
-        axes[-1].legend(title=hue.split(".")[-1])
+        axes[-1].legend(title="lines: theory" if plot.get("theory") else None)
     return fig
 
 

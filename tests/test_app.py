@@ -67,6 +67,17 @@ def test_single_run(tmp_path):
     assert m["grad_norm_min"] <= m["grad_norm_max"]
     history = client.get_metric_history(run.info.run_id, "profile/grad_h")
     assert sorted(h.step for h in history) == [1, 2, 3, 4, 5]  # one point per layer
+    predicted = client.get_metric_history(run.info.run_id, "profile/theory_grad_h")
+    assert sorted(h.step for h in predicted) == [1, 2, 3, 4, 5]
+    for key in (
+        "theory_rate",
+        "theory_log_chi1",
+        "rate_diff",
+        "jacobian_sv2_mean",
+        "theory_jacobian_sv2_mean",
+    ):
+        assert math.isfinite(m[key]), key
+    assert m["rate_diff"] == pytest.approx(m["grad_h_slope"] - m["theory_rate"])
     checks = client.get_metric_history(run.info.run_id, "gradcheck/rel_error")
     assert sorted(h.step for h in checks) == [0, 1, 2, 3, 4, 5, 6]  # input, layers 1-5, readout
     assert all(h.value < 1e-7 for h in checks)

@@ -52,7 +52,7 @@ def test_every_shipped_figure_validates_without_a_store(name, tmp_path, monkeypa
 
 def test_shipped_gallery_is_complete():
     assert set(shipped()) >= {"sigmoid_vs_relu", "glorot_bengio", "relu_he_vs_xavier", "plain_vs_residual",
-                              "phase_diagram", "training_heatmap"}  # fmt: skip
+                              "phase_diagram", "training_heatmap", "order_to_chaos"}  # fmt: skip
 
 
 def test_build_twice_identical_csv_and_no_new_jobs(tmp_path):
@@ -89,7 +89,11 @@ def test_build_twice_identical_csv_and_no_new_jobs(tmp_path):
     }
     # the table: 2 cases x 2 depths x (2 + 3 layers), each aggregated over 2 seeds
     lines = csv.read_text().splitlines()
-    assert lines[0] == "case,model.depth,layer,mean,std,n_seeds" and len(lines) == 1 + 2 * (2 + 3)
+    assert lines[0] == "case,model.depth,layer,mean,std,n_seeds,theory"
+    assert len(lines) == 1 + 2 * (2 + 3)  # 2 cases x (2 + 3 layers over the two depths)
+    measured = np.array([float(line.split(",")[3]) for line in lines[1:]])
+    predicted = np.array([float(line.split(",")[6]) for line in lines[1:]])
+    assert np.all(np.abs(measured - predicted) < 1.0)  # log10 units: theory beside measurement, width 8
 
 
 @pytest.mark.parametrize(
@@ -167,3 +171,44 @@ def test_phase_table_and_figure_mark_diverged_cells():
     ax = phase_figure(frame, plot, {}, "t").axes[0]
     crosses = [line for line in ax.get_lines() if line.get_marker() == "x"]
     assert len(crosses) == 1 and (crosses[0].get_xdata()[0], crosses[0].get_ydata()[0]) == (1, 1)
+
+
+def test_lines_with_theory_curve_and_sigma_w2_axis(tmp_path):
+    config = tmp_path / "chaos.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "study": "fig_chaos",
+                "base": {"model.depth": 4, "model.width": 16, "model.activation": "tanh",
+                         "model.init": "lecun_normal", "data.input_dim": 16, "init.repeats": 2,
+                         "gradcheck": "off", "tracking.figures": False},
+                "sweep": {"model.bias_std": [0.1], "model.init_scale": [0.5, 2.0]},
+                "plot": {"kind": "lines", "metric": "grad_h_slope", "x": "model.init_scale",
+                         "x_as": "sigma_w2", "hue": "model.bias_std", "theory": True},
+            }
+        )
+    )  # fmt: skip
+    out = figure(tmp_path, str(config))
+    assert out.returncode == 0, out.stderr
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "figures" / "chaos" / "chaos.csv")
+    assert list(frame["source"].value_counts().sort_index().items()) == [("measured", 2), ("theory", 60)]
+    theory_rows = frame[frame["source"] == "theory"]
+    assert theory_rows["sigma_w2"].min() == pytest.approx(0.25) and theory_rows[
+        "sigma_w2"
+    ].max() == pytest.approx(4.0)
+    # ordered at small sigma_w^2 (rate > 0), chaotic at large (rate < 0), in theory and measurement
+    assert theory_rows["mean"].iloc[0] > 0 > theory_rows["mean"].iloc[-1]
+    measured = frame[frame["source"] == "measured"]["mean"].to_numpy()
+    assert measured[0] > 0 > measured[1]
+
+
+def test_theory_options_are_validated():
+    base = {"plot": {"kind": "profile", "metric": "grad_h", "theory": True}, "sweep": {"model.depth": [2]}}
+    with pytest.raises(ConfigError, match="^plot.theory: a theory curve is drawn for kind=lines"):
+        parse_figure("f", base)
+    lines = {"plot": {"kind": "lines", "metric": "grad_h_slope", "x": "model.depth", "x_as": "sigma_b2"},
+             "sweep": {"model.depth": [2]}}  # fmt: skip
+    with pytest.raises(ConfigError, match="^plot.x_as: got 'sigma_b2'; allowed: sigma_w2"):
+        parse_figure("f", lines)

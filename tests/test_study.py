@@ -65,3 +65,17 @@ def test_divergence_is_a_result(dtype):
                train={"steps": 200})  # fmt: skip
     s = run_study(cfg).summary
     assert s["diverged"] == 1 and s["diverged_step"] < 200 and s["diverged_layer"] >= 1
+
+
+def test_init_runs_carry_theory_and_the_jacobian_spectrum():
+    r = run_study(_cfg(model={"depth": 6, "width": 32}, data={"input_dim": 32}))
+    s = r.summary
+    assert s["rate_diff"] == s["grad_h_slope"] - s["theory_rate"]
+    assert r.profile["theory_grad_h"].shape == (6,) and r.arrays["jacobian_sv"].shape == (32,)
+    assert s["jacobian_sv2_mean"] == pytest.approx(np.sum(r.arrays["jacobian_sv"] ** 2) / 32)
+    # norm layers are not modelled: no theory, said by absence rather than a wrong number
+    normed = run_study(_cfg(model={"depth": 3, "width": 8, "norm": "layer"})).summary
+    assert "theory_rate" not in normed
+    # the Jacobian is skipped above the configured width
+    wide = run_study(_cfg(model={"depth": 2, "width": 64}, init={"jacobian_max_width": 32}))
+    assert "jacobian_sv" not in wide.arrays
