@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -95,6 +96,7 @@ def variance_map(activation: str, sw2: float, sb2: float, q: float) -> float:
     return sw2 * second_moment(activation, q) + sb2
 
 
+@lru_cache(maxsize=4096)
 def fixed_point(activation: str, sw2: float, sb2: float, q0: float = 1.0) -> float:
     """q* of the variance map reached from q0 (the stable one the network flows to): 0 when q decays
     to zero, inf when it grows without bound. Iterates, then bisects h(q) = map(q) - q in log q."""
@@ -131,6 +133,7 @@ def chi(activation: str, sw2: float, q: float) -> float:
     return sw2 * slope_moment(activation, q)
 
 
+@lru_cache(maxsize=4096)
 def chi1(activation: str, sw2: float, sb2: float) -> float:
     """chi at the fixed point (for relu and identity chi does not depend on q)."""
     if activation in LINEAR_IN_Q:
@@ -143,6 +146,7 @@ def depth_scale(chi_1: float) -> float:
     return math.inf if chi_1 == 1 else -1.0 / math.log(chi_1)
 
 
+@lru_cache(maxsize=1024)
 def critical_sw2(activation: str, sb2: float, lo: float = 1e-3, hi: float = 1e3) -> float:
     """sigma_w^2 with chi_1(sigma_w^2, sigma_b^2) = 1 (bisection in log sigma_w^2); NaN if none in range."""
     f = lambda s: math.log(chi1(activation, s, sb2))  # noqa: E731
