@@ -1,28 +1,27 @@
-"""Training-step time of the harness engine against PyTorch eager on the CPU, side by side.
+"""1. Training step of the engine against PyTorch eager on the CPU, and against its matmuls alone.
 
-Same MLP (Linear + activation blocks, linear readout), widths, depth, batch, dtype and thread count;
-a step is forward + MSE loss + backward + SGD update. Medians of repeated runs, interleaved so that
-machine load hits both alike. torch is optional: without it only the engine is timed.
+A step is forward + MSE loss + backward + SGD update on the same MLP (plain: Linear + activation
+blocks; residual: h + F(h) blocks, F = Linear + activation), same width, depth, batch, dtype and thread
+count, timed interleaved in one process (medians). "mm" is the time of the step's matrix products
+alone (forward x W, backward x^T dY and dY W^T for every layer) on preallocated arrays: the BLAS floor.
+torch is optional: without it only the engine and the matmuls are timed.
 
-    python benchmarks/step_vs_torch.py                 # the default grid
-    python benchmarks/step_vs_torch.py --quick         # one small point
-    python benchmarks/step_vs_torch.py --json out.json
-    python benchmarks/step_vs_torch.py --threads 2     # both libraries on 2 threads (default 1)
-
-Prints a table (engine ms, torch ms, ratio engine/torch) and, with --json, writes the rows.
+    python benchmarks/step_vs_torch.py [--quick] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import platform
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from harness.nn import SGD, MSELoss, NetworkSpec, build_network
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import limit_threads, machine, median_ms, table, write_json  # noqa: E402
+
+from harness.nn import SGD, MSELoss, NetworkSpec, build_network  # noqa: E402
 
 try:
     import torch
@@ -30,21 +29,13 @@ except ImportError:  # optional
     torch = None
 
 
-def engine_step_fn(width: int, depth: int, batch: int, dtype: str, act: str):
-    spec = NetworkSpec(
-        input_dim=width,
-        width=width,
-        depth=depth,
-        output_dim=width,
-        activation=act,
-        init="he_normal",
-        dtype=dtype,
-        seed=0,
-    )
+def engine_step(width, depth, batch, dtype, act, residual):
+    spec = NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=width, activation=act,
+                       init="he_normal" if act == "relu" else "xavier_normal", skip=residual,
+                       skip_scale="1/sqrt(depth)", dtype=dtype, seed=0)  # fmt: skip
     net = build_network(spec)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, width)).astype(dtype)
-    y = rng.standard_normal((batch, width)).astype(dtype)
+    x, y = (rng.standard_normal((batch, width)).astype(dtype) for _ in range(2))
     loss, opt = MSELoss(), SGD(net.parameters(), lr=1e-6)
 
     def step():
@@ -55,118 +46,91 @@ def engine_step_fn(width: int, depth: int, batch: int, dtype: str, act: str):
     return step
 
 
-def torch_step_fn(width: int, depth: int, batch: int, dtype: str, act: str):
+def torch_step(width, depth, batch, dtype, act, residual):
     tdtype = getattr(torch, dtype)
-    layers = []
-    for _ in range(depth):
-        layers += [
-            torch.nn.Linear(width, width, dtype=tdtype),
-            torch.nn.ReLU() if act == "relu" else torch.nn.Tanh(),
-        ]
-    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, width, dtype=tdtype))
+    alpha = 1.0 / np.sqrt(depth)
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(width, width, dtype=tdtype)
+            self.act = torch.nn.ReLU() if act == "relu" else torch.nn.Tanh()
+
+        def forward(self, h):
+            f = self.act(self.lin(h))
+            return h + alpha * f if residual else f
+
+    model = torch.nn.Sequential(*[Block() for _ in range(depth)], torch.nn.Linear(width, width, dtype=tdtype))
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, width, dtype=tdtype, generator=gen)
-    y = torch.randn(batch, width, dtype=tdtype, generator=gen)
+    x, y = (torch.randn(batch, width, dtype=tdtype, generator=gen) for _ in range(2))
     opt = torch.optim.SGD(model.parameters(), lr=1e-6)
 
     def step():
         opt.zero_grad(set_to_none=False)
-        loss = 0.5 * ((model(x) - y) ** 2).sum() / batch
-        loss.backward()
+        (0.5 * ((model(x) - y) ** 2).sum() / batch).backward()
         opt.step()
 
     return step
 
 
-def median_ms(fn, repeats: int, inner: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return 1e3 * float(np.median(times))
+def matmuls_only(width, depth, batch, dtype):
+    rng = np.random.default_rng(0)
+    x, d = (rng.standard_normal((batch, width)).astype(dtype) for _ in range(2))
+    w = rng.standard_normal((width, width)).astype(dtype)
+    out, gw = np.empty((batch, width), dtype), np.empty((width, width), dtype)
 
+    def step():
+        for _ in range(depth + 1):
+            np.matmul(x, w, out=out)
+            np.matmul(x.T, d, out=gw)
+            np.matmul(d, w.T, out=out)
 
-def blas_info() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-
-        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-        return ", ".join(f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}" for i in info)
-    except ImportError:
-        return "unknown (pip install threadpoolctl)"
+    return step
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="one small point")
+    ap.add_argument("--quick", action="store_true", help="a few representative points")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--json", help="write the rows to this file")
-    ap.add_argument("--threads", type=int, default=1, help="threads for both BLAS and torch")
+    ap.add_argument("--json")
     args = ap.parse_args()
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
-    except ImportError:
-        print("threadpoolctl is not installed: numpy's BLAS uses its default thread count")
-    if torch:
-        torch.set_num_threads(args.threads)
-
+    limit_threads(args.threads)
     if args.quick:
-        grid = [(64, 10, 64, "float32", "relu")]
+        grid = [(64, 10, 64, "float32", "tanh", False), (256, 10, 64, "float32", "relu", False),
+                (256, 50, 256, "float64", "tanh", True), (1024, 10, 256, "float32", "relu", False)]  # fmt: skip
     else:
-        grid = list(
-            itertools.product([64, 256, 1024], [10, 50], [64, 256], ["float32", "float64"], ["relu", "tanh"])
-        )
-    threads = args.threads
-    print(
-        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}, "
-        f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}"
-    )
-    print(f"BLAS: {blas_info()}; threads (BLAS and torch): {threads}")
-    if torch is None:
-        print("torch is not installed: timing the engine only (pip install torch to compare)")
-    print(
-        f"{'width':>6}{'depth':>6}{'batch':>6}{'dtype':>8}{'act':>6}"
-        f"{'engine ms':>11}{'torch ms':>10}{'ratio':>7}"
-    )
+        grid = list(itertools.product([64, 256, 1024], [10, 50], [64, 256], ["float32", "float64"],
+                                      ["tanh", "relu"], [False, True]))  # fmt: skip
+    print(f"{machine()} threads={args.threads} torch={torch.__version__ if torch else 'not installed'}")
     rows = []
-    for width, depth, batch, dtype, act in grid:
-        inner = max(1, int(2e8 // (width * width * depth * batch * 6)))
-        eng = engine_step_fn(width, depth, batch, dtype, act)
-        ref = torch_step_fn(width, depth, batch, dtype, act) if torch else None
-        eng()  # warm up
-        if ref:
-            ref()
-        e_ms, t_ms = [], []
-        for _ in range(args.repeats):  # interleaved
-            e_ms.append(median_ms(eng, 1, inner))
-            if ref:
-                t_ms.append(median_ms(ref, 1, inner))
-        e = float(np.median(e_ms))
-        t = float(np.median(t_ms)) if ref else float("nan")
-        rows.append(
-            dict(
-                width=width,
-                depth=depth,
-                batch=batch,
-                dtype=dtype,
-                act=act,
-                engine_ms=e,
-                torch_ms=t,
-                ratio=e / t if ref else None,
-            )
-        )
-        print(
-            f"{width:>6}{depth:>6}{batch:>6}{dtype:>8}{act:>6}{e:>11.3f}{t:>10.3f}"
-            f"{(e / t if ref else float('nan')):>7.2f}",
-            flush=True,
-        )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"threads": threads, "blas": blas_info(), "rows": rows}, f, indent=1)
+    cols = [
+        "width",
+        "depth",
+        "batch",
+        "dtype",
+        "act",
+        "kind",
+        "engine_ms",
+        "torch_ms",
+        "mm_ms",
+        "vs_torch",
+        "vs_mm",
+    ]
+    print(table([], cols))
+    for width, depth, batch, dtype, act, residual in grid:
+        fns = {"engine": engine_step(width, depth, batch, dtype, act, residual),
+               "mm": matmuls_only(width, depth, batch, dtype)}  # fmt: skip
+        if torch:
+            fns["torch"] = torch_step(width, depth, batch, dtype, act, residual)
+        ms = median_ms(fns, args.repeats, budget_s=0.6)
+        row = dict(width=width, depth=depth, batch=batch, dtype=dtype, act=act,
+                   kind="residual" if residual else "plain", engine_ms=ms["engine"], torch_ms=ms.get("torch", np.nan),
+                   mm_ms=ms["mm"], vs_torch=ms["engine"] / ms.get("torch", np.nan), vs_mm=ms["engine"] / ms["mm"])  # fmt: skip
+        rows.append(row)
+        print(table([row], cols).splitlines()[1], flush=True)
+    write_json(args.json, "step_vs_torch", rows, threads=args.threads,
+               torch=torch.__version__ if torch else None)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -120,6 +121,7 @@ def _log_figures(run: tracking.Run, result: StudyResult, name: str) -> None:
 def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors: bool) -> tracking.Run:
     """Create the run, run the study, log everything, end the run FINISHED (or FAILED and, when
     ``raise_errors``, re-raise)."""
+    started = time.perf_counter()
     tags = dict(ctx.tags)
     tags |= {f"version.{k}": v for k, v in versions().items()}
     tags |= {"harness.config_hash": config_hash(config), "harness.seed": str(config.seed),
@@ -134,15 +136,23 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
             run.log_text(ctx.config_yaml, "config.yaml")
         if ctx.output_dir is not None:
             run.log_dir(Path(ctx.output_dir) / ".hydra", "hydra")
+        clock = time.perf_counter()
         result = run_study(config, progress_printer(ctx.run_name))
+        study_s = time.perf_counter() - clock
         run.log_metrics(metrics_of(result, config.tracking.max_layers))
         run.log_arrays(
             result.arrays | {f"profile_{k}": v for k, v in result.profile.items()}, "arrays/stats.npz"
         )
         if result.gradcheck is not None:
             run.log_text(result.gradcheck.summary(), "gradcheck.txt")
+        clock, figures_s = time.perf_counter(), 0.0
         if config.tracking.figures:
             _log_figures(run, result, ctx.run_name)
+            figures_s = time.perf_counter() - clock
+        total = time.perf_counter() - started
+        tracking_s = total - study_s - figures_s
+        run.log_metrics([("time/study_s", study_s, 0), ("time/figures_s", figures_s, 0),
+                         ("time/tracking_s", tracking_s, 0), ("time/total_s", total, 0)])  # fmt: skip
     except BaseException as err:
         run.set_tags({"harness.error": f"{type(err).__name__}: {err}"[:5000]})
         run.end("FAILED" if not isinstance(err, KeyboardInterrupt) else "KILLED")
