@@ -68,10 +68,12 @@ def median_ms(
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
+    """A header line and one line per row, each column at least 9 characters wide."""
+
     def cell(v: object) -> str:
         return f"{v:.3g}" if isinstance(v, float) else str(v)
 
-    widths = [max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns]
+    widths = [max(9, len(c)) for c in columns]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
     lines += [
         "  ".join(cell(r.get(c, "")).rjust(w) for c, w in zip(columns, widths, strict=True)) for r in rows

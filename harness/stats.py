@@ -34,11 +34,10 @@ def _last_activation(layer: Layer) -> Activation | None:
 
 
 def _saturated(name: str, y: np.ndarray) -> float:
-    if name == "tanh":
-        return float(np.count_nonzero(np.abs(y) > 0.99)) / y.size
-    if name == "sigmoid":
-        return float(np.count_nonzero(np.abs(y - 0.5) > 0.49)) / y.size
-    return float("nan")
+    bounds = {"tanh": (-0.99, 0.99), "sigmoid": (0.01, 0.99)}.get(name)
+    if bounds is None:
+        return float("nan")
+    return (np.count_nonzero(y < bounds[0]) + np.count_nonzero(y > bounds[1])) / y.size
 
 
 def _dead(name: str, y: np.ndarray) -> float:
@@ -54,11 +53,14 @@ def layer_stats(net: Network) -> dict[str, np.ndarray]:
     out["grad_W"], out["grad_b"], out["grad_h"] = norms["W"], norms["b"], norms["h"]
     for i, block in enumerate(net.hidden):
         act = _last_activation(block)
-        y = act.y
-        out["act_mean"][i] = float(y.mean())
-        out["act_std"][i] = float(y.std())
-        out["act_saturated"][i] = _saturated(act.name, y)
-        out["act_dead"][i] = _dead(act.name, y)
+        y = act.y.reshape(-1)
+        # the sum and the sum of squares, accumulated in float64 (float32 y: one float64 copy for the dot)
+        mean = float(np.add.reduce(y, dtype=np.float64)) / y.size
+        square = float(np.dot(y, y)) if y.dtype == np.float64 else float(np.dot(y.astype(np.float64), y))
+        out["act_mean"][i] = mean
+        out["act_std"][i] = np.sqrt(max(square / y.size - mean * mean, 0.0))
+        out["act_saturated"][i] = _saturated(act.name, act.y)
+        out["act_dead"][i] = _dead(act.name, act.y)
     return out
 
 

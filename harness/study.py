@@ -37,7 +37,6 @@ from harness.nn import (
     Network,
     SoftmaxCrossEntropy,
     build_network,
-    global_grad_norm,
     make_optimizer,
 )
 from harness.stats import (
@@ -273,7 +272,7 @@ def run_train(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult
         with np.errstate(all="ignore"):
             value = loss.forward(net.forward(x), target)
             net.backward(loss.backward())
-            finite = math.isfinite(value) and math.isfinite(global_grad_norm(opt.params))
+            finite = math.isfinite(value) and math.isfinite(float(np.vdot(net.flat_grads, net.flat_grads)))
         if step % cfg.train.log_every == 0 or step == total or not finite:
             with np.errstate(all="ignore"):
                 stats = layer_stats(net)

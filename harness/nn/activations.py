@@ -41,6 +41,24 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return y
 
 
+def _step(x: np.ndarray) -> np.ndarray:
+    """1[x > 0] in x's dtype, written once."""
+    out = np.empty_like(x)
+    np.greater(x, 0.0, out=out)
+    return out
+
+
+def _one_minus(a: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
+    """1 - a (in place on ``a``, a fresh temporary), times ``times`` if given: tanh' = 1 - y^2,
+    sigmoid' = (1 - y) y with one array allocated."""
+    if times is not None:
+        a = 1.0 - a
+        a *= times
+        return a
+    np.subtract(1.0, a, out=a)
+    return a
+
+
 def _elu(x: np.ndarray, alpha: float) -> np.ndarray:
     neg = np.expm1(np.minimum(x, 0.0))
     neg *= alpha
@@ -87,9 +105,7 @@ ACTIVATIONS: dict[str, ActivationFn] = {
     fn.name: fn
     for fn in (
         ActivationFn("identity", lambda x: x, lambda x, y: np.ones_like(x)),
-        ActivationFn(
-            "relu", lambda x: np.maximum(x, 0.0), lambda x, y: (x > 0).astype(x.dtype), kinks=(0.0,)
-        ),
+        ActivationFn("relu", lambda x: np.maximum(x, 0.0), lambda x, y: _step(x), kinks=(0.0,)),
         ActivationFn(
             "leaky_relu",
             lambda x: np.where(x > 0, x, LEAKY_SLOPE * x),
@@ -108,8 +124,8 @@ ACTIVATIONS: dict[str, ActivationFn] = {
         ActivationFn("gelu", _gelu, _gelu_df),
         ActivationFn("softplus", lambda x: np.logaddexp(0.0, x), lambda x, y: _sigmoid(x)),
         ActivationFn("silu", lambda x: x * _sigmoid(x), _silu_df),
-        ActivationFn("sigmoid", _sigmoid, lambda x, y: y * (1.0 - y)),
-        ActivationFn("tanh", np.tanh, lambda x, y: 1.0 - y * y),
+        ActivationFn("sigmoid", _sigmoid, lambda x, y: _one_minus(y, y)),
+        ActivationFn("tanh", np.tanh, lambda x, y: _one_minus(y * y)),
     )
 }
 

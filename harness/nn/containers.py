@@ -78,8 +78,11 @@ class ResidualBlock(Layer):
         self.branch.h_in = x
         f = self.branch.forward(x)
         self.branch.h_out = f
-        y = self.alpha * f if self.alpha != 1.0 else f.copy()  # f is cached inside the branch
-        y += x if self.shortcut is None else self.shortcut.forward(x)
+        shortcut = x if self.shortcut is None else self.shortcut.forward(x)
+        if self.alpha == 1.0:
+            return f + shortcut  # a new array: f stays cached inside the branch
+        y = self.alpha * f
+        y += shortcut
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:

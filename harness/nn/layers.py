@@ -65,7 +65,7 @@ class Linear(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         np.matmul(self.x.T, dout, out=self.grads["W"])
         if "b" in self.params:
-            np.sum(dout, axis=0, out=self.grads["b"])
+            np.add.reduce(dout, axis=0, out=self.grads["b"])
         return dout @ self.params["W"].T
 
 

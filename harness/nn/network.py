@@ -142,6 +142,30 @@ class Network(Sequential):
             layer.name = layer_name
         self.spec = spec
         self.dtype = np.dtype(spec.dtype)
+        self.flat_params, self.flat_grads = self._flatten()
+
+    def _flatten(self) -> tuple[np.ndarray, np.ndarray]:
+        """Move every parameter and every gradient into one contiguous buffer each; all layers keep
+        views into them (same keys, same shapes). Optimisers and norms then work on one array."""
+        keys = list(self.params)
+        total = sum(self.params[k].size for k in keys)
+        flat_p, flat_g = np.empty(total, self.dtype), np.zeros(total, self.dtype)
+        swap, offset = {}, 0
+        for k in keys:
+            p, g = self.params[k], self.grads[k]
+            view_p = flat_p[offset : offset + p.size].reshape(p.shape)
+            view_p[...] = p
+            swap[id(p)] = view_p
+            swap[id(g)] = flat_g[offset : offset + p.size].reshape(p.shape)
+            offset += p.size
+        stack: list[Layer] = [self]
+        while stack:
+            layer = stack.pop()
+            for store in (layer.params, layer.grads):
+                for key, value in store.items():
+                    store[key] = swap.get(id(value), value)
+            stack.extend(layer.sublayers())
+        return flat_p, flat_g
 
     @property
     def hidden(self) -> list[Layer]:
@@ -188,7 +212,9 @@ class Network(Sequential):
         return {
             "W": np.array([norm_of(layer, "W") for layer in self.hidden]),
             "b": np.array([norm_of(layer, "b") for layer in self.hidden]),
-            "h": np.array([np.linalg.norm(layer.grad_out) for layer in self.hidden]),
+            "h": np.array(
+                [math.sqrt(float(np.vdot(layer.grad_out, layer.grad_out))) for layer in self.hidden]
+            ),
         }
 
 

@@ -3,8 +3,11 @@
 - ``SGD(lr, momentum=0)``: v = momentum * v + g;  p -= lr * v   (plain SGD when momentum = 0)
 - ``Adam(lr, beta1, beta2, eps)``: m = b1 m + (1-b1) g; s = b2 s + (1-b2) g^2;
   p -= lr * (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps)
-- ``clip_norm``: before the update, all gradients are scaled by min(1, clip_norm / ||g||), ||g|` the
-  global norm over every gradient; ``step()`` returns ||g|| before clipping.
+- ``clip_norm``: before the update, all gradients are scaled by min(1, clip_norm / ||g||), ||g|| the
+  global norm over every gradient; ``step()`` then returns ||g|| before clipping (else None).
+
+A ``Network`` keeps all parameters in one buffer and all gradients in another; an optimiser given its
+``parameters()`` updates the whole buffer with one operation instead of looping over arrays.
 """
 
 from __future__ import annotations
@@ -17,8 +20,26 @@ Triples = list[tuple[str, np.ndarray, np.ndarray]]
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
+def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The 1-D buffer that ``arrays`` tile exactly, in order (as ``Network`` lays out its parameters
+    and gradients), or None: then one operation on the buffer does the work of a loop over arrays."""
+    base = arrays[0].base if arrays else None
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    start = base.__array_interface__["data"][0]
+    offset = 0
+    for a in arrays:
+        if a.base is not base or a.__array_interface__["data"][0] != start + offset * a.itemsize:
+            return None
+        offset += a.size
+    return base if offset == base.size else None
+
+
 def global_grad_norm(params: Triples) -> float:
     """sqrt(sum over all gradients of their squared entries)."""
+    flat = flat_base([g for _, _, g in params])
+    if flat is not None:
+        return math.sqrt(float(np.vdot(flat, flat)))
     return math.sqrt(sum(float(np.vdot(g, g)) for _, _, g in params))
 
 
@@ -28,7 +49,8 @@ def clip_grad_norm(params: Triples, max_norm: float) -> float:
     norm = global_grad_norm(params)
     if math.isfinite(norm) and norm > max_norm:
         scale = max_norm / norm
-        for _, _, g in params:
+        flat = flat_base([g for _, _, g in params])
+        for g in [flat] if flat is not None else [g for _, _, g in params]:
             g *= scale
     return norm
 
@@ -42,13 +64,25 @@ class _Optimizer:
         self.params = params
         self.lr = lr
         self.clip_norm = clip_norm
+        # one (param, grad) pair for the whole network when it keeps them in flat buffers
+        flat_p, flat_g = flat_base([p for _, p, _ in params]), flat_base([g for _, _, g in params])
+        self.pairs = (
+            [(flat_p, flat_g)]
+            if flat_p is not None and flat_g is not None
+            else [(p, g) for _, p, g in params]
+        )
+        self.scratch = [np.empty_like(p) for p, _ in self.pairs]
 
-    def step(self) -> float:
-        """Apply one update from the current gradients; return their global norm (pre-clipping)."""
-        if self.clip_norm is None:
-            norm = global_grad_norm(self.params)
-        else:
-            norm = clip_grad_norm(self.params, self.clip_norm)
+    def step(self) -> float | None:
+        """Apply one update from the current gradients. With ``clip_norm``, clip first and return the
+        global gradient norm before clipping; without, return None (the norm costs a pass over every
+        gradient: ``global_grad_norm`` computes it on demand)."""
+        norm = None
+        if self.clip_norm is not None:
+            norm = math.sqrt(sum(float(np.vdot(g, g)) for _, g in self.pairs))
+            if math.isfinite(norm) and norm > self.clip_norm:
+                for _, g in self.pairs:
+                    g *= self.clip_norm / norm
         self._update()
         return norm
 
@@ -64,17 +98,17 @@ class SGD(_Optimizer):
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum: must be in [0, 1), got {momentum!r}")
         self.momentum = momentum
-        self.velocity = [np.zeros_like(p) for _, p, _ in params] if momentum else []
+        self.velocity = [np.zeros_like(p) for p, _ in self.pairs] if momentum else []
 
     def _update(self) -> None:
-        if not self.momentum:
-            for _, p, g in self.params:
-                p -= self.lr * g
-            return
-        for (_, p, g), v in zip(self.params, self.velocity, strict=True):
-            v *= self.momentum
-            v += g
-            p -= self.lr * v
+        for i, (p, g) in enumerate(self.pairs):
+            if self.momentum:
+                v = self.velocity[i]
+                v *= self.momentum
+                v += g
+                g = v
+            step = np.multiply(g, self.lr, out=self.scratch[i])
+            p -= step
 
 
 class Adam(_Optimizer):
@@ -92,24 +126,26 @@ class Adam(_Optimizer):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{name}: must be in [0, 1), got {beta!r}")
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.m = [np.zeros_like(p) for _, p, _ in params]
-        self.s = [np.zeros_like(p) for _, p, _ in params]
+        self.m = [np.zeros_like(p) for p, _ in self.pairs]
+        self.s = [np.zeros_like(p) for p, _ in self.pairs]
         self.t = 0
 
     def _update(self) -> None:
         self.t += 1
         step = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
         eps_hat = self.eps * math.sqrt(1.0 - self.beta2**self.t)
-        for (_, p, g), m, s in zip(self.params, self.m, self.s, strict=True):
+        for (p, g), m, s, tmp in zip(self.pairs, self.m, self.s, self.scratch, strict=True):
             m *= self.beta1
-            m += (1.0 - self.beta1) * g
+            m += np.multiply(g, 1.0 - self.beta1, out=tmp)
             s *= self.beta2
-            s += (1.0 - self.beta2) * (g * g)
-            denom = np.sqrt(s)
-            denom += eps_hat
-            np.divide(m, denom, out=denom)
-            denom *= step
-            p -= denom
+            np.multiply(g, g, out=tmp)
+            tmp *= 1.0 - self.beta2
+            s += tmp
+            np.sqrt(s, out=tmp)
+            tmp += eps_hat
+            np.divide(m, tmp, out=tmp)
+            tmp *= step
+            p -= tmp
 
 
 def make_optimizer(name: str, params: Triples, lr: float, **kwargs: float) -> _Optimizer:

@@ -114,3 +114,28 @@ def test_teacher_student_regression_learns(name, lr):
 def test_bad_optimizer_settings(call, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(")", r"\)")):
         call(_params())
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"), [("sgd", {}), ("momentum", {}), ("adam", {}), ("sgd", {"clip_norm": 0.1})]
+)
+def test_flat_buffer_path_equals_the_per_array_path(name, kwargs):
+    """A Network keeps parameters and gradients in one buffer each; optimisers then update the whole
+    buffer at once. The result must equal updating each array on its own."""
+    net = build_network(NetworkSpec(input_dim=4, width=6, depth=3, output_dim=2, seed=3))
+    assert all(p.base is net.flat_params for _, p, _ in net.parameters())
+    rng = np.random.default_rng(0)
+    net.flat_grads[:] = rng.standard_normal(net.flat_grads.size)
+    copies = [(k, p.copy(), g.copy()) for k, p, g in net.parameters()]
+    a, b = (
+        make_optimizer(name, net.parameters(), 0.05, **kwargs),
+        make_optimizer(name, copies, 0.05, **kwargs),
+    )
+    assert len(a.pairs) == 1 and len(b.pairs) == len(copies)
+    for _ in range(3):
+        na, nb = a.step(), b.step()
+        assert (
+            (na is None and nb is None) if "clip_norm" not in kwargs else na == pytest.approx(nb, rel=1e-12)
+        )
+    for (_, p, _), (_, q, _) in zip(net.parameters(), copies, strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
