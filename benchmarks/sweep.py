@@ -32,7 +32,7 @@ def main() -> None:
     from mlflow.tracking import MlflowClient
 
     rows = []
-    cols = ["launcher", "runs", "wall_s", "runs_per_min", "study_pct", "mlflow_pct", "figures_pct"]
+    cols = ["launcher", "runs", "wall_s", "runs_per_min", "run_s", "study_pct", "mlflow_pct", "figures_pct"]
     print(machine())
     print(table([], cols))
     for launcher in args.launchers.split(","):
@@ -54,10 +54,16 @@ def main() -> None:
                 for k in ("study", "tracking", "figures", "total")
             }
             row = dict(launcher=launcher, runs=len(runs), wall_s=wall, runs_per_min=60 * len(runs) / wall,
-                       study_pct=100 * total["study"] / total["total"], mlflow_pct=100 * total["tracking"] / total["total"],
+                       run_s=total["total"] / len(runs), study_pct=100 * total["study"] / total["total"],
+                       mlflow_pct=100 * total["tracking"] / total["total"],
                        figures_pct=100 * total["figures"] / total["total"])  # fmt: skip
+            for depth in (10, 30, 50):  # mean seconds per run by depth: where the time goes
+                mine = [r.data.metrics for r in runs if r.data.params["model.depth"] == str(depth)]
+                for k in ("study", "tracking", "figures"):
+                    row[f"d{depth}_{k}_s"] = sum(m[f"time/{k}_s"] for m in mine) / max(1, len(mine))
             rows.append(row)
             print(table([row], cols).splitlines()[1], flush=True)
+            print("   seconds per run by depth:", {k: round(v, 3) for k, v in row.items() if k[0] == "d"})
     write_json(args.json, "sweep", rows, grid=GRID, extra=args.extra)
 
 

@@ -8,7 +8,8 @@ Two modes:
 
 - ``entries``: per entry, n = (L(theta + eps) - L(theta - eps)) / 2 eps, for every entry of every
   parameter tensor and the input, or a seeded random sample of ``entries`` of each (2 forward passes
-  per entry: the 2n passes that backpropagation saves).
+  per entry: the 2n passes that backpropagation saves; in a network, a pass perturbing layer l runs
+  from layer l on, since the layers before it are unchanged).
 - ``directional``: for random unit directions u, <grad L, u> against
   (L(theta + eps u) - L(theta - eps u)) / 2 eps, with u over all tensors at once, over each layer's
   tensors, and over each tensor alone, so a wrong layer is named (2 forward passes per direction).
@@ -23,8 +24,13 @@ beta followed by another BatchNorm) cannot be resolved by differences.
 
 Kinks: where phi is not C2 (relu, leaky_relu, elu, selu at 0) a difference whose +-eps straddles the
 kink is no fair test. Every forward pass records which side of each kink every pre-activation is on; an
-entry (or direction) that changes any side is counted in ``kinks`` and left out (a direction is
-redrawn), instead of raising a false alarm.
+entry (or direction) whose +-step changes any side is counted in ``kinks`` and tried again at a step ten
+times smaller (up to ``MAX_RETRIES`` times, and while the dtype can still hold x +- step u; then it
+is left out; a row left with nothing to compare for that reason is unresolved, like one below the
+rounding floor), instead of raising a false alarm. In a
+deep network at a vanishing scale every pre-activation is tiny, so the step must shrink with it. The
+error is measured against the perturbation actually stored (x + step u rounded), so a small step is
+exact, and the rounding floor of a row is taken at the smallest step it used.
 
 Dtype: float64 is the meaningful setting. A float32 *network* is checked against central differences
 of a float64 copy (``Network.astype``), with threshold 1e-4 by default: float32 rounding, not bugs,
@@ -44,7 +50,8 @@ from harness.nn.network import Network
 
 THRESHOLD64 = 1e-7
 THRESHOLD32 = 1e-4
-MAX_REDRAWS = 20
+MAX_RETRIES = 30  # a straddled kink: retry at step / 10, down to eps * 1e-30
+SHRINK = 10.0
 
 
 @dataclass
@@ -121,6 +128,11 @@ class _Problem:
     tensors: list[tuple[str, str, np.ndarray]]  # (layer, tensor name, array)
     analytic: list[np.ndarray]
     signature: Callable[[], bytes] | None = None  # which side of each kink, for the last pass
+    loss_at: Callable[[str], float] | None = None  # the loss when only this layer's tensors moved
+
+    def loss_of(self, layer: str) -> float:
+        """loss() with only ``layer``'s tensors perturbed: a partial pass where the model allows."""
+        return self.loss_at(layer) if self.loss_at is not None else self.loss()
 
 
 def _errors(a: np.ndarray, n: np.ndarray) -> tuple[float, float]:
@@ -131,12 +143,14 @@ def _errors(a: np.ndarray, n: np.ndarray) -> tuple[float, float]:
     return rel, elem
 
 
-def _row(layer, tensor, size, a, n, kinks, threshold, floor) -> CheckRow:
+def _row(layer, tensor, size, a, n, kinks, threshold, floor, lost=0) -> CheckRow:
+    """``lost``: entries or directions whose step, shrunk to clear a kink, fell below what the dtype
+    can add to the tensor: like a gradient below the rounding floor, they cannot be resolved."""
     a, n = np.asarray(a, float), np.asarray(n, float)
     rel, elem = _errors(a, n)
     rms = float(np.sqrt(np.mean((a - n) ** 2))) if a.size else 0.0
-    noise = bool(not rel < threshold and rms < floor)
-    ok = (bool(rel < threshold) or noise) and a.size > 0  # NaN fails; so does nothing compared
+    noise = bool(not rel < threshold and rms < floor) or (a.size == 0 and lost > 0)
+    ok = (bool(rel < threshold) or noise) and (a.size > 0 or noise)  # NaN fails; so does nothing compared
     return CheckRow(layer, tensor, size, len(a), kinks, rel, elem, ok, noise)
 
 
@@ -145,27 +159,27 @@ def _floor(loss0: float, eps: float) -> float:
     return 100.0 * np.finfo(np.float64).eps * abs(loss0) / eps
 
 
+def _kinked(model: Layer) -> list[Activation]:
+    """Every activation with kinks inside ``model``, in forward order."""
+    if isinstance(model, Activation):
+        return [model] if model.fn.kinks else []
+    return [a for child in model.sublayers() for a in _kinked(child)]
+
+
+def _sides(acts: list[Activation]) -> bytes:
+    """For the last forward pass, the side of every kink of every activation in ``acts``."""
+    return b"".join(np.packbits(a.x > k).tobytes() for a in acts for k in a.fn.kinks)
+
+
 def _kink_signature(model: Layer) -> Callable[[], bytes] | None:
     """A function giving, for the last forward pass, the side of every kink of every activation."""
-    acts: list[Activation] = []
-    stack = [model]
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, Activation) and layer.fn.kinks:
-            acts.append(layer)
-        stack.extend(layer.sublayers())
-    if not acts:
-        return None
-
-    def signature() -> bytes:
-        return b"".join(np.packbits(a.x > k).tobytes() for a in acts for k in a.fn.kinks)
-
-    return signature
+    acts = _kinked(model)
+    return (lambda: _sides(acts)) if acts else None
 
 
 def _run_entries(p: _Problem, eps: float, entries: int | None, rng, threshold) -> tuple[list, int]:
     """Per-entry central differences; rows per tensor and per layer, and the forward-pass count."""
-    floor = _floor(p.loss(), eps)  # one unperturbed pass: also the reference side of every kink
+    loss0 = p.loss()  # one unperturbed pass: also the reference side of every kink
     base_sig = p.signature() if p.signature else None
     passes = 1
     per_tensor = []
@@ -176,47 +190,64 @@ def _run_entries(p: _Problem, eps: float, entries: int | None, rng, threshold) -
         idx = np.arange(flat.size)
         if entries is not None and entries < flat.size:
             idx = np.sort(rng.choice(flat.size, size=entries, replace=False))
-        a, n, kinks = [], [], 0
+        a, n, kinks, smallest, lost = [], [], 0, eps, 0
         for i in idx:
-            orig = flat[i]
-            flat[i] = orig + eps
-            up, lp = flat[i], p.loss()
-            sig_p = p.signature() if p.signature else None
-            flat[i] = orig - eps
-            down, lm = flat[i], p.loss()
-            sig_m = p.signature() if p.signature else None
-            flat[i] = orig
-            passes += 2
-            if base_sig is not None and (sig_p != base_sig or sig_m != base_sig):
+            orig, step = flat[i], eps
+            for _ in range(MAX_RETRIES + 1):
+                flat[i] = orig + step
+                up, lp = float(flat[i]), p.loss_of(layer)
+                sig_p = p.signature() if p.signature else None
+                flat[i] = orig - step
+                down, lm = float(flat[i]), p.loss_of(layer)
+                sig_m = p.signature() if p.signature else None
+                flat[i] = orig
+                passes += 2
+                if base_sig is None or (sig_p == base_sig and sig_m == base_sig):
+                    break
                 kinks += 1
+                step /= SHRINK
+                if float(orig + step) == float(orig - step):  # below the entry's resolution
+                    break
+            else:
+                continue  # every step straddled a kink: this entry is not compared
+            if up == down or float(orig + step) == float(orig - step):
+                lost += 1
+                continue
+            if sig_p != base_sig or sig_m != base_sig:
                 continue
             a.append(grad.reshape(-1)[i])
-            n.append((lp - lm) / (float(up) - float(down)))
-        per_tensor.append((layer, name, flat.size, np.array(a), np.array(n), kinks))
-    rows = [_row(*t[:3], t[3], t[4], t[5], threshold, floor) for t in per_tensor]
+            n.append((lp - lm) / (up - down))
+            smallest = min(smallest, (up - down) / 2)
+        per_tensor.append(
+            (layer, name, flat.size, np.array(a), np.array(n), kinks, _floor(loss0, smallest), lost)
+        )
+    rows = [_row(*t[:6], threshold, *t[6:]) for t in per_tensor]
     for layer in dict.fromkeys(t[0] for t in per_tensor):
         mine = [t for t in per_tensor if t[0] == layer]
         a = np.concatenate([t[3] for t in mine])
         n = np.concatenate([t[4] for t in mine])
-        size = sum(t[2] for t in mine)
-        rows.append(_row(layer, "*", size, a, n, sum(t[5] for t in mine), threshold, floor))
+        size, kinks, floor = sum(t[2] for t in mine), sum(t[5] for t in mine), max(t[6] for t in mine)
+        rows.append(_row(layer, "*", size, a, n, kinks, threshold, floor, sum(t[7] for t in mine)))
     return rows, passes
 
 
 def _run_directional(p: _Problem, eps: float, directions: int, rng, threshold) -> tuple[list, int]:
     """Directional derivatives for "all", each layer, and each tensor."""
-    floor = _floor(p.loss(), eps)  # one unperturbed pass: also the reference side of every kink
+    loss0 = p.loss()  # one unperturbed pass: also the reference side of every kink
     base_sig = p.signature() if p.signature else None
     originals = [arr.copy() for _, _, arr in p.tensors]
     passes = 1
 
-    def along(members: list[int], u: list[np.ndarray], step: float) -> float:
+    def along(members: list[int], u: list[np.ndarray], step: float) -> tuple[float, list[np.ndarray]]:
+        """The loss at x + step u, and the perturbation as stored (rounded to the dtype)."""
         for k, uk in zip(members, u, strict=True):
             np.add(originals[k], step * uk, out=p.tensors[k][2], casting="unsafe")
-        value = p.loss()
+        moved = [p.tensors[k][2] - originals[k] for k in members]
+        layers = {p.tensors[k][0] for k in members}
+        value = p.loss_of(layers.pop()) if len(layers) == 1 else p.loss()
         for k in members:
             p.tensors[k][2][...] = originals[k]
-        return value
+        return value, moved
 
     groups: list[tuple[str, str, list[int]]] = [("all", "*", list(range(len(p.tensors))))]
     for layer in dict.fromkeys(t[0] for t in p.tensors):
@@ -225,26 +256,45 @@ def _run_directional(p: _Problem, eps: float, directions: int, rng, threshold) -
         groups += [(layer, p.tensors[k][1], [k]) for k in members]
     rows = []
     for layer, tensor, members in groups:
-        a, n, kinks = [], [], 0
+        a, n, kinks, smallest, lost = [], [], 0, eps, 0
         for _ in range(directions):
-            for _ in range(MAX_REDRAWS):
-                u = [rng.standard_normal(originals[k].shape) for k in members]
-                norm = np.sqrt(sum(float(np.vdot(x, x)) for x in u))
-                u = [x / norm for x in u]
-                lp = along(members, u, eps)
+            u = [rng.standard_normal(originals[k].shape) for k in members]
+            norm = np.sqrt(sum(float(np.vdot(x, x)) for x in u))
+            u = [x / norm for x in u]
+            step = eps
+            for _ in range(MAX_RETRIES + 1):
+                lp, plus = along(members, u, step)
                 sig_p = p.signature() if p.signature else None
-                lm = along(members, u, -eps)
+                lm, minus = along(members, u, -step)
                 sig_m = p.signature() if p.signature else None
                 passes += 2
+                stored = np.sqrt(
+                    sum(float(np.vdot(d1 - d2, d1 - d2)) for d1, d2 in zip(plus, minus, strict=True))
+                )
+                if stored < step:  # less than half of x +- step u survived rounding: no test
+                    break
                 if base_sig is None or (sig_p == base_sig and sig_m == base_sig):
                     break
                 kinks += 1
+                step /= SHRINK
             else:
-                continue  # every redraw straddled a kink: this direction is not compared
-            a.append(sum(float(np.vdot(p.analytic[k], x)) for k, x in zip(members, u, strict=True)))
-            n.append((lp - lm) / (2 * eps))
+                continue  # every step straddled a kink: this direction is not compared
+            if stored < step:
+                lost += 1
+                continue
+            if base_sig is not None and (sig_p != base_sig or sig_m != base_sig):
+                continue
+            # <g, x+ - x-> / 2 step: the analytic side of the difference actually taken
+            a.append(sum(float(np.vdot(p.analytic[k], d1 - d2))
+                         for k, d1, d2 in zip(members, plus, minus, strict=True)) / (2 * step))  # fmt: skip
+            n.append((lp - lm) / (2 * step))
+            smallest = min(smallest, step)
         size = sum(originals[k].size for k in members)
-        rows.append(_row(layer, tensor, size, np.array(a), np.array(n), kinks, threshold, floor))
+        rows.append(
+            _row(
+                layer, tensor, size, np.array(a), np.array(n), kinks, threshold, _floor(loss0, smallest), lost
+            )
+        )
     return rows, passes
 
 
@@ -365,7 +415,29 @@ def check_network(
     x_ref = x.astype(np.float64)
     tensors = [(k.split(".")[0], k.split(".", 1)[1], v) for k, v, _ in ref.parameters()]
     tensors.append(("input", "x", x_ref))
-    p = _Problem(lambda: loss.forward(ref.forward(x_ref), target), tensors, analytic, _kink_signature(ref))
+    # Perturbing layer i leaves the layers before it as they were: run the pass from layer i on the
+    # input it had unperturbed (the loss is bit for bit the full pass's; the cost about halves). Kink
+    # sides before layer i are the unperturbed pass's; their caches may hold an earlier perturbation.
+    ref.forward(x_ref)
+    start = {name: i for i, name in enumerate(ref.names)}
+    inputs = [layer.h_in.copy() for layer in ref.layers]
+    acts = [_kinked(layer) for layer in ref.layers]
+    base_sides = [_sides(a) for a in acts]
+    fresh = [0]  # the first layer the last pass ran
+
+    def loss_at(layer: str) -> float:
+        fresh[0] = i = start.get(layer, 0)  # the input x: the whole pass
+        return loss.forward(ref.forward_from(i, inputs[i] if i else x_ref), target)
+
+    def full() -> float:
+        fresh[0] = 0
+        return loss.forward(ref.forward(x_ref), target)
+
+    def signature() -> bytes:
+        i = fresh[0]
+        return b"".join(base_sides[:i]) + b"".join(_sides(a) for a in acts[i:])
+
+    p = _Problem(full, tensors, analytic, signature if any(acts) else None, loss_at)
     if threshold is None:
         threshold = THRESHOLD64 if net.dtype == np.float64 else THRESHOLD32
     report = _check(p, mode, eps, threshold, entries, directions, seed, net.dtype)

@@ -13,6 +13,14 @@ from matplotlib.figure import Figure
 GRAD_LABELS = {"grad_W": "||dL/dW||", "grad_b": "||dL/db||", "grad_h": "||dL/dh||"}
 
 
+def _thin(n: int, most: int = 24) -> np.ndarray:
+    """At most ``most`` evenly spread tick positions out of 0..n-1, always the first and the last
+    (a label per layer is unreadable at depth 50 and costs more to lay out than the plot)."""
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, most)).astype(int))
+
+
 def gradient_flow_figure(
     profile: dict[str, np.ndarray],
     spread: dict[str, np.ndarray] | None = None,
@@ -83,7 +91,8 @@ def gradcheck_figure(
         ax.bar([0], [np.nan], color="0.6", label="below rounding floor")
     ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
     ax.set_yscale("log")
-    ax.set_xticks(np.arange(len(layers)), layers, rotation=90, fontsize=7)
+    ticks = _thin(len(layers))
+    ax.set_xticks(ticks, [layers[i] for i in ticks], rotation=90, fontsize=7)
     ax.set_ylabel("relative error")
     ax.set_title(title or "gradient check per layer")
     ax.legend()
@@ -112,7 +121,8 @@ def gradient_histogram_figure(
     ax.set_ylabel("layer l")
     ax.set_title(title or "backpropagated gradient per layer")
     for name, values, colour in (("zero", zero, "0.5"), ("NaN", nan, "C3"), ("Inf", inf, "C1")):
-        side.barh(layers, values, left=0, color=colour, alpha=0.7, label=f"{name}: {int(np.sum(values))}")
+        # one line collection per kind (bars would draw one patch per layer)
+        side.hlines(layers, 0, values, color=colour, lw=3, alpha=0.7, label=f"{name}: {int(np.sum(values))}")
     side.set_xlabel("no log10")
     side.legend(fontsize=7, loc="upper right")
     return fig

@@ -97,12 +97,17 @@ def test_wrong_loss_gradient_fails(mode):
 
 
 def test_kinks_are_flagged_not_false_alarms():
-    # Two inputs sit 1e-7 from relu's kink: a +-6e-6 difference there measures 1/2, not 0 or 1.
+    # Two inputs sit 1e-7 from relu's kink: a +-6e-6 difference there measures 1/2, not 0 or 1. Steps
+    # 6e-6 and 6e-7 straddle the kink (2 flags each); 6e-8 does not, so all 6 entries are compared.
     x = np.array([[1e-7, -1e-7, 0.5, -0.5, 1.0, -2.0]])
     dout = np.ones_like(x)
     report = check_layer(Activation("relu"), x, dout)
     row = next(r for r in report.rows if r.tensor == "x")
-    assert report.passed and row.kinks == 2 and row.checked == 4
+    assert report.passed and row.kinks == 4 and row.checked == 6
+    # An input exactly at the kink straddles it at every step: it is left out, not a false alarm.
+    at_kink = check_layer(Activation("relu"), np.array([[0.0, 0.5, -0.5]]), np.ones((1, 3)))
+    row = next(r for r in at_kink.rows if r.tensor == "x")
+    assert at_kink.passed and row.checked == 2 and row.kinks > 0
     # The same function without kink tracking raises the false alarm the flag prevents.
     relu = Activation("relu")
     xs = x.copy()
@@ -119,18 +124,18 @@ def test_directional_redraws_around_kinks():
     x = rng.standard_normal((16, 6))
     net.forward(x)
     # put one pre-activation 3e-7 from the kink, where a step of 6e-6 along a random direction
-    # crosses it often but not always: crossing directions are redrawn
+    # crosses it often but not always: crossing directions are retried at smaller steps
     z = x @ net.params["layer1.linear.W"] + net.params["layer1.linear.b"]
     net.params["layer1.linear.b"][0] -= z[0, 0] - 3e-7
     report = check_network(net, x, LinearProbe.random((16, 2), rng), mode="directional")
     assert report.passed, report.summary()
-    assert sum(r.kinks for r in report.rows) > 0  # some directions crossed it and were redrawn
+    assert sum(r.kinks for r in report.rows) > 0  # some directions crossed it and were retried
 
 
 def test_nothing_compared_is_not_a_pass():
-    x = np.array([[1e-9, -1e-9]])
+    x = np.array([[0.0, 0.0]])
     report = check_layer(Activation("relu"), x, np.ones_like(x))
-    assert not report.passed  # every entry straddles the kink: inconclusive
+    assert not report.passed  # every entry straddles the kink at every step: inconclusive
 
 
 def test_reported_cost_is_forward_passes_spent():
@@ -159,3 +164,22 @@ def test_unknown_mode():
     x, probe = _data(net)
     with pytest.raises(ValueError, match="mode: unknown value 'fast'; allowed: entries, directional"):
         check_network(net, x, probe, mode="fast")
+
+
+def test_vanishing_relu_network_is_checked_not_false_alarmed():
+    """ReLU at half the He scale: activations shrink ~2x per layer, so by layer 30 every
+    pre-activation is ~1e-9 of the first's and a fixed step of 6e-6 on a bias flips kinks everywhere.
+    Steps shrink until they clear the kinks: the check passes, each tensor is compared, and a wrong
+    gradient deep in the network still fails and is named."""
+    spec = NetworkSpec(input_dim=16, width=16, depth=30, output_dim=4, activation="relu", init="he_normal",
+                       init_scale=0.5, seed=1)  # fmt: skip
+    net = build_network(spec)
+    rng = np.random.default_rng(0)
+    x, probe = rng.standard_normal((8, 16)), LinearProbe(rng.standard_normal((8, 4)))
+    report = check_network(net, x, probe, mode="directional", directions=2)
+    assert report.passed, report.summary()
+    assert sum(r.kinks for r in report.rows) > 0  # the fixed step did straddle kinks
+    assert all(r.checked > 0 for r in report.rows if r.tensor != "*")  # every tensor was compared
+    plant(net.layers[24].layers[0], "bias_entry")  # layer25's Linear
+    report = check_network(net, x, probe, mode="directional", directions=2)
+    assert report.failed_layers == ["layer25"], report.summary()

@@ -71,3 +71,17 @@ def test_gradient_histograms_count_every_entry():
     assert h["hist"][1, -1] >= 1
     totals = h["hist"].sum(axis=1) + h["nan"] + h["inf"] + h["zero"]
     assert list(totals) == [8 * 5] * 3  # nothing dropped
+
+
+def test_gradient_histograms_match_numpy_histogram_per_layer():
+    """The one-pass binning over all layers equals np.histogram layer by layer, edges included."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((16, 4))
+    net = _run(NetworkSpec(input_dim=4, width=[6, 9, 7], depth=3, output_dim=2, activation="tanh"), x)
+    edges = np.array([-3.0, -2.0, -1.5, -1.0, 0.0, 0.5])
+    net.layers[0].grad_out[0, :3] = [1e-9, 1e9, 10.0**-1.5]  # below, above, exactly on an edge
+    net.layers[2].grad_out[1, 0] = 10.0**0.5  # exactly the last edge: the closed last bin
+    h = gradient_histograms(net, edges)
+    for i, layer in enumerate(net.hidden):
+        logs = np.clip(np.log10(np.abs(layer.grad_out[layer.grad_out != 0])), edges[0], edges[-1])
+        np.testing.assert_array_equal(h["hist"][i], np.histogram(logs, bins=edges)[0])

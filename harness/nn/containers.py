@@ -39,7 +39,12 @@ class Sequential(Layer):
         _collect(dict(zip(names, layers, strict=True)), self.params, self.grads)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.layers:
+        return self.forward_from(0, x)
+
+    def forward_from(self, start: int, x: np.ndarray) -> np.ndarray:
+        """Run children ``start``, ``start + 1``, ... on x, their input: the rest of a forward pass
+        whose earlier children are unchanged (a gradient check perturbing one layer needs no more)."""
+        for layer in self.layers[start:]:
             layer.h_in = x
             x = layer.forward(x)
             layer.h_out = x

@@ -251,3 +251,27 @@ def test_mismatched_input_shape():
     net = build_network(NetworkSpec(input_dim=4, width=4, depth=2))
     with pytest.raises(ValueError, match=r"x: expected shape \(batch, 4\) for input_dim=4, got \(3, 5\)"):
         net.forward(np.zeros((3, 5)))
+
+
+@pytest.mark.parametrize("mode", ["entries", "directional"])
+def test_partial_passes_give_the_full_pass_check(mode, monkeypatch):
+    """check_network runs a pass from the perturbed layer on; the report (errors, kink counts) is the
+    one that full passes give, bit for bit, on a ReLU residual net where kinks are straddled."""
+    spec = NetworkSpec(input_dim=4, width=6, depth=6, output_dim=2, activation="relu", skip=True,
+                       norm="layer", bias_std=0.2, seed=4)  # fmt: skip
+    x = np.random.default_rng(1).standard_normal((8, 4))
+    net = build_network(spec)
+    h = x
+    for i, layer in enumerate(net.layers):
+        np.testing.assert_array_equal(net.forward_from(i, h), net.forward(x))
+        h = layer.forward(h)
+    kwargs = dict(mode=mode, directions=6, eps=0.3, seed=2)  # eps large: kinks straddled
+    probe = LinearProbe(np.random.default_rng(3).standard_normal((8, 2)))
+    partial = check_network(net, x, probe, **kwargs)
+    whole = Sequential.forward_from  # every pass from the first layer, on the unperturbed input x
+    monkeypatch.setattr(Sequential, "forward_from", lambda self, i, h: whole(self, 0, h if i == 0 else x))
+    full = check_network(net, x, probe, **kwargs)
+    assert sum(r.kinks for r in partial.rows) > 0
+    assert [(r.layer, r.tensor, r.checked, r.kinks, r.rel_error) for r in partial.rows] == [
+        (r.layer, r.tensor, r.checked, r.kinks, r.rel_error) for r in full.rows
+    ]
