@@ -10,6 +10,7 @@ code 2, and no MLflow run.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import sys
 from dataclasses import asdict
@@ -140,9 +141,59 @@ def validate_command(argv: list[str]) -> int:
             combos = [tuple(v[0] for v in sweeps.values())]
             for i, vals in enumerate(sweeps.values()):
                 combos += [tuple(x if j == i else sweeps[k][0] for j, k in enumerate(keys)) for x in vals[1:]]
-        for combo in combos:
-            _compose_and_parse(fixed + [f"{k}={v}" for k, v in zip(keys, combo, strict=True)])
+        _validate_combinations(fixed, keys, combos)
     return total
+
+
+def _is_value_key(key: str) -> bool:
+    """A plain ``a.b=value`` override: no config group, no +/~ edit, not Hydra's own settings."""
+    return not (key.startswith(("+", "~", "hydra")) or (CONF_DIR / key).is_dir())
+
+
+def _validate_combinations(fixed: list[str], keys: list[str], combos: list[tuple[str, ...]]) -> None:
+    """Parse every combination. Hydra composes a config in ~0.2 s, so each distinct choice of config
+    groups is composed once, and swept plain values are set into a copy of it as Hydra would (typed
+    by Hydra's override parser); a key the composed config lacks falls back to a full compose."""
+    from hydra import compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    plain = [k for k in keys if _is_value_key(k)]
+    typed = {}  # (key, value as written) -> the value Hydra would set
+    for combo in combos:
+        for k, v in zip(keys, combo, strict=True):
+            if k in plain and (k, v) not in typed:
+                typed[(k, v)] = parser.parse_overrides([f"{k}={v}"])[0].value()
+    composed: dict[tuple, dict] = {}
+    for combo in combos:
+        lines = [f"{k}={v}" for k, v in zip(keys, combo, strict=True)]
+        groups = tuple(line for k, line in zip(keys, lines, strict=True) if k not in plain)
+        if groups not in composed:
+            try:
+                cfg = compose("config", overrides=fixed + lines)
+            except Exception as err:  # Hydra's own message, first line
+                raise ConfigError(str(err).strip().splitlines()[0]) from None
+            composed[groups] = OmegaConf.to_container(cfg, resolve=False)
+        values = copy.deepcopy(composed[groups])
+        for k, v in zip(keys, combo, strict=True):
+            if k not in plain:
+                continue
+            *path, last = k.split(".")
+            node = values
+            for part in path:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not (isinstance(node, dict) and last in node):  # not in this config: let Hydra say so
+                values = None
+                break
+            node[last] = typed[(k, v)]
+        if values is None:
+            _compose_and_parse(fixed + lines)
+            continue
+        try:
+            resolved = OmegaConf.to_container(OmegaConf.create(values), resolve=True)
+        except Exception as err:
+            raise ConfigError(str(err).strip().splitlines()[0]) from None
+        parse_config(resolved)
 
 
 def run_name(overrides: list[str], keys: list[str] | None, default: str) -> str:
