@@ -13,6 +13,15 @@ from matplotlib.figure import Figure
 GRAD_LABELS = {"grad_W": "||dL/dW||", "grad_b": "||dL/db||", "grad_h": "||dL/dh||"}
 
 
+def _figure(width: float, height: float, left=0.9, bottom=0.55, right=0.15, top=0.4, wspace=0.3) -> Figure:
+    """A figure with fixed margins in inches. Per-run figures are drawn for every run of a sweep;
+    a layout engine measures every label first and costs about a quarter of the drawing."""
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, bottom=bottom / height, right=1 - right / width,
+                        top=1 - top / height, wspace=wspace)  # fmt: skip
+    return fig
+
+
 def _thin(n: int, most: int = 24) -> np.ndarray:
     """At most ``most`` evenly spread tick positions out of 0..n-1, always the first and the last
     (a label per layer is unreadable at depth 50 and costs more to lay out than the plot)."""
@@ -29,7 +38,7 @@ def gradient_flow_figure(
 ) -> Figure:
     """Per-layer gradient norms (log scale), with a band of +-1 std of log10 across draws, and the
     mean-field prediction sqrt(E||dL/dh_l||^2) dashed where given."""
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    fig = _figure(6.4, 4.0)
     ax = fig.add_subplot()
     for key, label in GRAD_LABELS.items():
         values = np.asarray(profile[key], dtype=float)
@@ -55,7 +64,7 @@ def heatmap_figure(
     steps: np.ndarray, values: np.ndarray, title: str = "", label: str = "||dL/dW||"
 ) -> Figure:
     """A layer x step heatmap of ``values`` (shape (steps, layers)) on a log colour scale."""
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    fig = _figure(6.4, 4.0, right=0.75)
     ax = fig.add_subplot()
     data = np.asarray(values, dtype=float).T
     positive = data[np.isfinite(data) & (data > 0)]
@@ -80,15 +89,16 @@ def gradcheck_figure(
 ) -> Figure:
     """Relative gradient-check error per layer (log scale) against the threshold: blue passed, red
     failed, grey ``unresolved`` (gradients below the differences' rounding floor)."""
-    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    fig = _figure(6.4, 3.6, bottom=0.6)
     ax = fig.add_subplot()
     errors = np.asarray(errors, dtype=float)
-    shown = np.where(errors > 0, errors, np.nan)
     grey = np.zeros(len(layers), bool) if unresolved is None else np.asarray(unresolved, bool)
+    # unresolved with nothing to show (no difference could be taken): a grey bar up to the threshold
+    shown = np.where(errors > 0, errors, np.where(grey, threshold, np.nan))
     colours = ["0.6" if g else "C3" if not e < threshold else "C0" for e, g in zip(errors, grey, strict=True)]
     ax.bar(np.arange(len(layers)), shown, color=colours)
     if grey.any():
-        ax.bar([0], [np.nan], color="0.6", label="below rounding floor")
+        ax.bar([0], [np.nan], color="0.6", label="unresolved (rounding floor)")
     ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
     ax.set_yscale("log")
     ticks = _thin(len(layers))
@@ -109,7 +119,7 @@ def gradient_histogram_figure(
 ) -> Figure:
     """Per-layer histograms of log10 |dL/dh_l| as a layer x bin map (log colour), with the entries
     that have no logarithm counted beside each layer: zeros, NaN and Inf are shown, never dropped."""
-    fig = Figure(figsize=(7.2, 4.2), layout="constrained")
+    fig = _figure(7.2, 4.2, right=0.75, wspace=0.08)
     ax, side = fig.subplots(1, 2, gridspec_kw={"width_ratios": [5, 1.4]}, sharey=True)
     counts = np.asarray(hist, dtype=float)
     layers = np.arange(1, counts.shape[0] + 1)
@@ -133,7 +143,7 @@ def activation_figure(
 ) -> Figure:
     """Activation mean (with +-1 std across draws), standard deviation, and the saturated (sigmoid,
     tanh) or dead (relu) fraction, per layer."""
-    fig = Figure(figsize=(9.6, 3.4), layout="constrained")
+    fig = _figure(9.6, 3.4, left=0.7, top=0.65, wspace=0.35)
     axes = fig.subplots(1, 3)
     layers = np.arange(1, len(profile["act_mean"]) + 1)
     for ax, key, label in zip(
@@ -164,7 +174,7 @@ def jacobian_figure(
 ) -> Figure:
     """Histogram of the squared singular values of the input-output Jacobian (log10), with their
     measured mean and the mean-field prediction prod_l chi_l."""
-    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+    fig = _figure(6.4, 3.8)
     ax = fig.add_subplot()
     lam = np.asarray(sv, float) ** 2
     eig_mean = lam.sum() / width  # zeros where input_dim < width
