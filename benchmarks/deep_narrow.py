@@ -1,5 +1,6 @@
 """5. Depth 1000 at width 64: milliseconds per training step (forward, MSE, backward, SGD), against the
-step's matrix products alone, for a few batch sizes, dtypes and thread counts.
+step's matrix products alone and PyTorch eager's step (when installed), for a few batch sizes, dtypes
+and thread counts.
 
     python benchmarks/deep_narrow.py [--json out.json]
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import limit_threads, machine, median_ms, table, write_json  # noqa: E402
-from step_vs_torch import engine_step, matmuls_only  # noqa: E402
+from step_vs_torch import engine_step, matmuls_only, torch, torch_step  # noqa: E402
 
 
 def main() -> None:
@@ -23,17 +24,20 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     rows = []
-    cols = ["threads", "batch", "dtype", "act", "step_ms", "mm_ms", "us_per_layer"]
+    cols = ["threads", "batch", "dtype", "act", "step_ms", "torch_ms", "mm_ms", "us_per_layer"]
     print(machine())
     print(table([], cols))
     for threads, batch, dtype, act in itertools.product(
         [1, 2], [1, 16, 64], ["float32", "float64"], ["relu"]
     ):
         limit_threads(threads)
-        ms = median_ms({"step": engine_step(args.width, args.depth, batch, dtype, act, False),
-                        "mm": matmuls_only(args.width, args.depth, batch, dtype)}, repeats=5, budget_s=1.0)  # fmt: skip
-        row = dict(threads=threads, batch=batch, dtype=dtype, act=act, step_ms=ms["step"], mm_ms=ms["mm"],
-                   us_per_layer=1e3 * ms["step"] / args.depth)  # fmt: skip
+        fns = {"step": engine_step(args.width, args.depth, batch, dtype, act, False),
+               "mm": matmuls_only(args.width, args.depth, batch, dtype)}  # fmt: skip
+        if torch is not None:
+            fns["torch"] = torch_step(args.width, args.depth, batch, dtype, act, False)
+        ms = median_ms(fns, repeats=5, budget_s=1.0)
+        row = dict(threads=threads, batch=batch, dtype=dtype, act=act, step_ms=ms["step"], torch_ms=ms.get("torch", ""),
+                   mm_ms=ms["mm"], us_per_layer=1e3 * ms["step"] / args.depth)  # fmt: skip
         rows.append(row)
         print(table([row], cols).splitlines()[1], flush=True)
     write_json(args.json, "deep_narrow", rows, depth=args.depth, width=args.width)

@@ -1,6 +1,7 @@
 """3. Gradient checking: what each mode costs (forward passes, seconds) and whether it catches the
 planted errors of the test suite (one layer's weight gradient scaled by 1.01, a transposed weight
-gradient, one wrong bias entry), and names the layer.
+gradient, one wrong bias entry), and names the layer. A pass that perturbs layer l runs from layer l
+on and counts as one forward pass.
 
     python benchmarks/gradcheck_cost.py [--json out.json]
 """

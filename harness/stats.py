@@ -14,6 +14,8 @@ For hidden layer l = 1..depth (arrays of length depth, NaN where a quantity does
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from harness.nn.layers import Activation, Layer
@@ -31,6 +33,15 @@ def _last_activation(layer: Layer) -> Activation | None:
             found = node
         stack.extend(node.sublayers())
     return found
+
+
+_ACTIVATIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # net -> its blocks' last activations
+
+
+def _activations(net: Network) -> list[Activation | None]:
+    if net not in _ACTIVATIONS:
+        _ACTIVATIONS[net] = [_last_activation(block) for block in net.hidden]
+    return _ACTIVATIONS[net]
 
 
 def _saturated(name: str, y: np.ndarray) -> float:
@@ -51,12 +62,12 @@ def layer_stats(net: Network) -> dict[str, np.ndarray]:
     out = {k: np.full(net.spec.depth, np.nan) for k in STATS}
     norms = net.gradient_norms()
     out["grad_W"], out["grad_b"], out["grad_h"] = norms["W"], norms["b"], norms["h"]
-    for i, block in enumerate(net.hidden):
-        act = _last_activation(block)
+    for i, act in enumerate(_activations(net)):
         y = act.y.reshape(-1)
         # the sum and the sum of squares, accumulated in float64 (float32 y: one float64 copy for the dot)
-        mean = float(np.add.reduce(y, dtype=np.float64)) / y.size
-        square = float(np.dot(y, y)) if y.dtype == np.float64 else float(np.dot(y.astype(np.float64), y))
+        y64 = y if y.dtype == np.float64 else y.astype(np.float64)
+        mean = float(np.add.reduce(y64)) / y.size
+        square = float(np.dot(y64, y64))
         out["act_mean"][i] = mean
         out["act_std"][i] = np.sqrt(max(square / y.size - mean * mean, 0.0))
         out["act_saturated"][i] = _saturated(act.name, act.y)

@@ -143,6 +143,7 @@ class Network(Sequential):
         self.spec = spec
         self.dtype = np.dtype(spec.dtype)
         self.flat_params, self.flat_grads = self._flatten()
+        self._norm_arrays: list[tuple[list[np.ndarray], list[np.ndarray]]] | None = None
 
     def _flatten(self) -> tuple[np.ndarray, np.ndarray]:
         """Move every parameter and every gradient into one contiguous buffer each; all layers keep
@@ -205,16 +206,15 @@ class Network(Sequential):
         - ``h``: ||dL/dh_l||, over the whole batch, at the block's output.
         """
 
-        def norm_of(layer: Layer, last: str) -> float:
-            keys = [k for k in layer.grads if k.endswith(last) and not k.startswith("shortcut")]
-            return math.sqrt(sum(float(np.vdot(layer.grads[k], layer.grads[k])) for k in keys))
-
+        if self._norm_arrays is None:  # the gradient arrays never move (views into flat_grads)
+            pick = lambda layer, last: [g for k, g in layer.grads.items()  # noqa: E731
+                                        if k.endswith(last) and not k.startswith("shortcut")]  # fmt: skip
+            self._norm_arrays = [(pick(layer, "W"), pick(layer, "b")) for layer in self.hidden]
+        sq = lambda arrays: sum(float(np.vdot(g, g)) for g in arrays)  # noqa: E731
         return {
-            "W": np.array([norm_of(layer, "W") for layer in self.hidden]),
-            "b": np.array([norm_of(layer, "b") for layer in self.hidden]),
-            "h": np.array(
-                [math.sqrt(float(np.vdot(layer.grad_out, layer.grad_out))) for layer in self.hidden]
-            ),
+            "W": np.sqrt([sq(w) for w, _ in self._norm_arrays]),
+            "b": np.sqrt([sq(b) for _, b in self._norm_arrays]),
+            "h": np.sqrt([float(np.vdot(layer.grad_out, layer.grad_out)) for layer in self.hidden]),
         }
 
 
