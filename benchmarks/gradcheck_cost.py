@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import limit_threads, machine, table, write_json  # noqa: E402
 
-from harness.gradcheck import check_network  # noqa: E402
+from harness.gradcheck import check_network, plant_error  # noqa: E402
 from harness.nn import LinearProbe, NetworkSpec, build_network  # noqa: E402
 
 PLANTS = ("none", "scale", "transpose", "bias_entry")
@@ -30,21 +30,8 @@ MODES = {"entries (all)": dict(mode="entries"), "entries (k=3)": dict(mode="entr
 def planted(kind: str, width: int, depth: int):
     net = build_network(NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=4, activation="tanh",
                                     init="xavier_normal", bias_std=0.2, seed=1))  # fmt: skip
-    target = net.layers[depth // 2].layers[0]
-    original = target.backward
-
-    def backward(dout):
-        dx = original(dout)
-        g = target.grads
-        if kind == "scale":
-            g["W"] *= 1.01
-        elif kind == "transpose":
-            g["W"][...] = g["W"].T.copy()
-        elif kind == "bias_entry":
-            g["b"][1] += 0.01 * np.linalg.norm(g["b"])
-        return dx
-
-    target.backward = backward
+    if kind != "none":
+        plant_error(net.layers[depth // 2].layers[0], kind)
     return net, f"layer{depth // 2 + 1}"
 
 

@@ -3,7 +3,8 @@
 A step is forward + MSE loss + backward + SGD update on the same MLP (plain: Linear + activation
 blocks; residual: h + F(h) blocks, F = Linear + activation), same width, depth, batch, dtype and thread
 count, timed interleaved in one process (medians). "mm" is the time of the step's matrix products
-alone (forward x W, backward x^T dY and dY W^T for every layer) on preallocated arrays: the BLAS floor.
+alone (forward x W, backward x^T dY and dY W^T for every layer) on preallocated arrays: the BLAS floor;
+"torch_mm" the same products in torch, whose matrix library may be faster than NumPy's.
 torch is optional: without it only the engine and the matmuls are timed.
 
     python benchmarks/step_vs_torch.py [--quick] [--threads 1] [--json out.json]
@@ -88,6 +89,23 @@ def matmuls_only(width, depth, batch, dtype):
     return step
 
 
+def torch_matmuls_only(width, depth, batch, dtype):
+    """The same products in torch (its BLAS): tells how much of a gap is the matrix library's."""
+    tdtype = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(0)
+    x, d = (torch.randn(batch, width, dtype=tdtype, generator=gen) for _ in range(2))
+    w = torch.randn(width, width, dtype=tdtype, generator=gen)
+    out, gw = torch.empty(batch, width, dtype=tdtype), torch.empty(width, width, dtype=tdtype)
+
+    def step():
+        for _ in range(depth + 1):
+            torch.mm(x, w, out=out)
+            torch.mm(x.T, d, out=gw)
+            torch.mm(d, w.T, out=out)
+
+    return step
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few representative points")
@@ -114,6 +132,7 @@ def main() -> None:
         "engine_ms",
         "torch_ms",
         "mm_ms",
+        "torch_mm_ms",
         "vs_torch",
         "vs_mm",
     ]
@@ -123,10 +142,11 @@ def main() -> None:
                "mm": matmuls_only(width, depth, batch, dtype)}  # fmt: skip
         if torch:
             fns["torch"] = torch_step(width, depth, batch, dtype, act, residual)
+            fns["torch_mm"] = torch_matmuls_only(width, depth, batch, dtype)
         ms = median_ms(fns, args.repeats, budget_s=0.6)
         row = dict(width=width, depth=depth, batch=batch, dtype=dtype, act=act,
                    kind="residual" if residual else "plain", engine_ms=ms["engine"], torch_ms=ms.get("torch", np.nan),
-                   mm_ms=ms["mm"], vs_torch=ms["engine"] / ms.get("torch", np.nan), vs_mm=ms["engine"] / ms["mm"])  # fmt: skip
+                   mm_ms=ms["mm"], torch_mm_ms=ms.get("torch_mm", np.nan), vs_torch=ms["engine"] / ms.get("torch", np.nan), vs_mm=ms["engine"] / ms["mm"])  # fmt: skip
         rows.append(row)
         print(table([row], cols).splitlines()[1], flush=True)
     write_json(args.json, "step_vs_torch", rows, threads=args.threads,

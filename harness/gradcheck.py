@@ -24,13 +24,13 @@ beta followed by another BatchNorm) cannot be resolved by differences.
 
 Kinks: where phi is not C2 (relu, leaky_relu, elu, selu at 0) a difference whose +-eps straddles the
 kink is no fair test. Every forward pass records which side of each kink every pre-activation is on; an
-entry (or direction) whose +-step changes any side is counted in ``kinks`` and tried again at a step ten
-times smaller (up to ``MAX_RETRIES`` times, and while the dtype can still hold x +- step u; then it
-is left out; a row left with nothing to compare for that reason is unresolved, like one below the
-rounding floor), instead of raising a false alarm. In a
-deep network at a vanishing scale every pre-activation is tiny, so the step must shrink with it. The
-error is measured against the perturbation actually stored (x + step u rounded), so a small step is
-exact, and the rounding floor of a row is taken at the smallest step it used.
+entry (or direction) whose +-step changes any side is counted in ``kinks`` and tried again at a step
+ten times smaller, up to ``MAX_RETRIES`` times: in a deep network at a vanishing scale every
+pre-activation is tiny, and the step must shrink with it. The error is measured against the
+perturbation actually stored (x + step u, rounded), and a row's rounding floor is taken at the smallest
+step it used. A step that falls below what the dtype can add to the tensor is ``lost``: a row left with
+nothing to compare for that reason is unresolved (like a gradient below the rounding floor); one left
+with nothing because every step straddled a kink fails as inconclusive. No kink raises a false alarm.
 
 Dtype: float64 is the meaningful setting. A float32 *network* is checked against central differences
 of a float64 copy (``Network.astype``), with threshold 1e-4 by default: float32 rounding, not bugs,
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.nn.layers import Activation, Layer
+from harness.nn.layers import Activation, Layer, Linear
 from harness.nn.network import Network
 
 THRESHOLD64 = 1e-7
@@ -447,3 +447,30 @@ def check_network(
             f"errors up to ~{THRESHOLD32:g} are {net.dtype} rounding."
         )
     return report
+
+
+PLANTED = ("scale", "transpose", "bias_entry", "dx_untransposed")
+
+
+def plant_error(linear: Linear, kind: str) -> None:
+    """A negative control: wrap ``linear.backward`` with one of the classic bugs, which every check
+    must catch and name: dW scaled by 1.01 ("scale"), dW transposed ("transpose", square W), one bias
+    entry off by 1% of ||db|| ("bias_entry"), or dx = dout W instead of dout W^T ("dx_untransposed")."""
+    if kind not in PLANTED:
+        raise ValueError(f"kind: unknown value {kind!r}; allowed: {', '.join(PLANTED)}")
+    original = linear.backward
+
+    def backward(dout: np.ndarray) -> np.ndarray:
+        dx = original(dout)
+        g = linear.grads
+        if kind == "scale":
+            g["W"] *= 1.01
+        elif kind == "transpose":
+            g["W"][...] = g["W"].T.copy()
+        elif kind == "bias_entry":
+            g["b"][1] += 0.01 * np.linalg.norm(g["b"])
+        else:
+            return dout @ linear.params["W"]
+        return dx
+
+    linear.backward = backward

@@ -4,7 +4,7 @@ false alarm; the reported cost is what was spent."""
 import numpy as np
 import pytest
 
-from harness.gradcheck import check_function, check_layer, check_loss, check_network
+from harness.gradcheck import check_function, check_layer, check_loss, check_network, plant_error
 from harness.nn import Activation, Linear, LinearProbe, MSELoss, NetworkSpec, build_network
 
 MODES = ["entries", "directional"]
@@ -30,33 +30,13 @@ def _data(net, batch=8):
     return rng.standard_normal((batch, 6)), LinearProbe.random((batch, 3), rng)
 
 
-def plant(linear: Linear, kind: str) -> None:
-    """Wrap ``linear.backward`` with one of the classic bugs."""
-    original = linear.backward
-
-    def backward(dout):
-        dx = original(dout)
-        g = linear.grads
-        if kind == "scale":
-            g["W"] *= 1.01
-        elif kind == "transpose":
-            g["W"][...] = g["W"].T.copy()
-        elif kind == "bias_entry":
-            g["b"][1] += 0.01 * np.linalg.norm(g["b"])
-        elif kind == "dx_untransposed":
-            return dout @ linear.params["W"]
-        return dx
-
-    linear.backward = backward
-
-
 @pytest.mark.parametrize("kind", ["scale", "transpose", "bias_entry"])
 @pytest.mark.parametrize("mode", MODES)
 def test_planted_parameter_error_fails_and_names_the_layer(kind, mode):
     net = _net()
     x, probe = _data(net)
     assert check_network(net, x, probe, mode=mode).passed  # clean first
-    plant(net.layers[2].layers[0], kind)  # layer3's Linear
+    plant_error(net.layers[2].layers[0], kind)  # layer3's Linear
     report = check_network(net, x, probe, mode=mode)
     assert not report.passed
     assert report.failed_layers == ["layer3"], report.summary()
@@ -69,7 +49,7 @@ def test_planted_parameter_error_fails_and_names_the_layer(kind, mode):
 def test_wrong_input_gradient_fails_every_layer_below(mode):
     net = _net()
     x, probe = _data(net)
-    plant(net.layers[2].layers[0], "dx_untransposed")
+    plant_error(net.layers[2].layers[0], "dx_untransposed")
     report = check_network(net, x, probe, mode=mode)
     # layer3's own W and b are right; what it passes down is wrong: layers 1-2 and the input fail.
     assert report.failed_layers == ["layer1", "layer2", "input"], report.summary()
@@ -78,7 +58,7 @@ def test_wrong_input_gradient_fails_every_layer_below(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_planted_error_in_single_layer_check(mode):
     lin = Linear(np.random.default_rng(0).standard_normal((4, 4)), np.zeros(4))
-    plant(lin, "scale")
+    plant_error(lin, "scale")
     report = check_layer(lin, np.random.default_rng(1).standard_normal((5, 4)), mode=mode)
     failing = {r.tensor for r in report.rows if not r.passed}
     assert "W" in failing and "b" not in failing and "x" not in failing
@@ -180,6 +160,6 @@ def test_vanishing_relu_network_is_checked_not_false_alarmed():
     assert report.passed, report.summary()
     assert sum(r.kinks for r in report.rows) > 0  # the fixed step did straddle kinks
     assert all(r.checked > 0 for r in report.rows if r.tensor != "*")  # every tensor was compared
-    plant(net.layers[24].layers[0], "bias_entry")  # layer25's Linear
+    plant_error(net.layers[24].layers[0], "bias_entry")  # layer25's Linear
     report = check_network(net, x, probe, mode="directional", directions=2)
     assert report.failed_layers == ["layer25"], report.summary()
