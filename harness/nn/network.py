@@ -145,6 +145,13 @@ class Network(Sequential):
         self.flat_params, self.flat_grads = self._flatten()
         self._norm_arrays: list[tuple[list[np.ndarray], list[np.ndarray]]] | None = None
 
+    def __setstate__(self, state: dict) -> None:
+        """After copy.deepcopy: NumPy copies views as independent arrays, so the layers are moved back
+        into flat buffers of the copy's own (else ``flat_grads`` would go stale)."""
+        self.__dict__.update(state)
+        self.flat_params, self.flat_grads = self._flatten()
+        self._norm_arrays = None
+
     def _flatten(self) -> tuple[np.ndarray, np.ndarray]:
         """Move every parameter and every gradient into one contiguous buffer each; all layers keep
         views into them (same keys, same shapes). Optimisers and norms then work on one array."""

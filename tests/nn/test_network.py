@@ -275,3 +275,20 @@ def test_partial_passes_give_the_full_pass_check(mode, monkeypatch):
     assert [(r.layer, r.tensor, r.checked, r.kinks, r.rel_error) for r in partial.rows] == [
         (r.layer, r.tensor, r.checked, r.kinks, r.rel_error) for r in full.rows
     ]
+
+
+def test_a_deep_copy_keeps_its_own_flat_buffers():
+    """copy.deepcopy of a network: same numbers, its own flat buffers that its layers still view, so a
+    backward pass on the copy shows in its flat_grads and leaves the original alone."""
+    import copy
+
+    net = build_network(NetworkSpec(input_dim=3, width=5, depth=4, output_dim=2, skip=True, norm="layer"))
+    twin = copy.deepcopy(net)
+    assert all(p.base is twin.flat_params and g.base is twin.flat_grads for _, p, g in twin.parameters())
+    np.testing.assert_array_equal(twin.flat_params, net.flat_params)
+    x = np.random.default_rng(0).standard_normal((7, 3))
+    np.testing.assert_array_equal(twin.forward(x), net.forward(x))
+    twin.backward(np.ones((7, 2)))
+    assert np.vdot(twin.flat_grads, twin.flat_grads) > 0 and not np.any(net.flat_grads)
+    twin.flat_params += 1.0
+    assert not np.array_equal(twin.forward(x), net.forward(x))
