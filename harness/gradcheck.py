@@ -18,8 +18,8 @@ Errors, for analytic a and numeric n (per tensor, per layer, and for directional
 ``rel_error`` = ||a - n|| / (||a|| + ||n||) (the seed's norm-based error; 0 when both are 0) and
 ``max_rel_error`` = max |a - n| / max(1e-8, |a| + |n|) elementwise (a diagnostic: it is noisy on
 entries whose gradient is tiny). A row passes when ``rel_error < threshold``, or, flagged ``noise``,
-when the root-mean-square of a - n is below the central difference's rounding floor
-100 * eps_machine * |L| / eps: a gradient that small (e.g. one that is exactly zero, like a BatchNorm
+when the root-mean-square of (a - n) / floor is below 1, floor being each difference's rounding floor
+100 * eps_machine * |L| / step: a gradient that small (e.g. one that is exactly zero, like a BatchNorm
 beta followed by another BatchNorm) cannot be resolved by differences.
 
 Kinks: where phi is not C2 (relu, leaky_relu, elu, selu at 0) a difference whose +-eps straddles the
@@ -27,10 +27,11 @@ kink is no fair test. Every forward pass records which side of each kink every p
 entry (or direction) whose +-step changes any side is counted in ``kinks`` and tried again at a step
 ten times smaller, up to ``MAX_RETRIES`` times: in a deep network at a vanishing scale every
 pre-activation is tiny, and the step must shrink with it. The error is measured against the
-perturbation actually stored (x + step u, rounded), and a row's rounding floor is taken at the smallest
-step it used. A step that falls below what the dtype can add to the tensor is ``lost``: a row left with
-nothing to compare for that reason is unresolved (like a gradient below the rounding floor); one left
-with nothing because every step straddled a kink fails as inconclusive. No kink raises a false alarm.
+perturbation actually stored (x + step u, rounded), and each comparison has the rounding floor of its
+own step. An entry that sits exactly on a kink (say a bias whose unit is 0 for a sample), or whose step
+falls below what the dtype can add to the tensor, cannot be compared: it is left out, and a row left
+with nothing to compare is unresolved (like a gradient below the rounding floor). No kink raises a
+false alarm.
 
 Dtype: float64 is the meaningful setting. A float32 *network* is checked against central differences
 of a float64 copy (``Network.astype``), with threshold 1e-4 by default: float32 rounding, not bugs,
@@ -62,7 +63,7 @@ class CheckRow:
     tensor: str  # a param key, "x" for the input, or "*" for a whole layer / everything
     size: int  # entries in the tensor(s)
     checked: int  # entries (entries mode) or directions (directional mode) compared
-    kinks: int  # entries or directions left out because +-eps straddled a kink
+    kinks: int  # attempts whose +-step straddled a kink (each retried at a step ten times smaller)
     rel_error: float
     max_rel_error: float
     passed: bool
@@ -143,13 +144,17 @@ def _errors(a: np.ndarray, n: np.ndarray) -> tuple[float, float]:
     return rel, elem
 
 
-def _row(layer, tensor, size, a, n, kinks, threshold, floor, lost=0) -> CheckRow:
-    """``lost``: entries or directions whose step, shrunk to clear a kink, fell below what the dtype
-    can add to the tensor: like a gradient below the rounding floor, they cannot be resolved."""
+def _row(layer, tensor, size, a, n, kinks, threshold, floors, lost=0) -> CheckRow:
+    """``floors``: each comparison's rounding floor (its own step's). ``lost``: entries or directions
+    whose step, shrunk to clear a kink, fell below what the dtype can add to the tensor. A row that
+    misses the threshold is unresolved (``noise``) only if every difference a - n lies within its own
+    floor (root-mean-square of (a - n) / floor below 1): one tiny step cannot excuse the others. A row
+    with nothing to compare because of kinks or rounding is unresolved; with nothing at all, it fails."""
     a, n = np.asarray(a, float), np.asarray(n, float)
     rel, elem = _errors(a, n)
-    rms = float(np.sqrt(np.mean((a - n) ** 2))) if a.size else 0.0
-    noise = bool(not rel < threshold and rms < floor) or (a.size == 0 and lost > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero loss has a zero floor: never within
+        within = bool(np.sqrt(np.mean(((a - n) / np.asarray(floors, float)) ** 2)) < 1.0) if a.size else False
+    noise = bool(not rel < threshold and within) or (a.size == 0 and (lost > 0 or kinks > 0))
     ok = (bool(rel < threshold) or noise) and (a.size > 0 or noise)  # NaN fails; so does nothing compared
     return CheckRow(layer, tensor, size, len(a), kinks, rel, elem, ok, noise)
 
@@ -190,7 +195,7 @@ def _run_entries(p: _Problem, eps: float, entries: int | None, rng, threshold) -
         idx = np.arange(flat.size)
         if entries is not None and entries < flat.size:
             idx = np.sort(rng.choice(flat.size, size=entries, replace=False))
-        a, n, kinks, smallest, lost = [], [], 0, eps, 0
+        a, n, floors, kinks, lost = [], [], [], 0, 0
         for i in idx:
             orig, step = flat[i], eps
             for _ in range(MAX_RETRIES + 1):
@@ -217,17 +222,16 @@ def _run_entries(p: _Problem, eps: float, entries: int | None, rng, threshold) -
                 continue
             a.append(grad.reshape(-1)[i])
             n.append((lp - lm) / (up - down))
-            smallest = min(smallest, (up - down) / 2)
-        per_tensor.append(
-            (layer, name, flat.size, np.array(a), np.array(n), kinks, _floor(loss0, smallest), lost)
-        )
+            floors.append(_floor(loss0, (up - down) / 2))
+        per_tensor.append((layer, name, flat.size, np.array(a), np.array(n), kinks, np.array(floors), lost))
     rows = [_row(*t[:6], threshold, *t[6:]) for t in per_tensor]
     for layer in dict.fromkeys(t[0] for t in per_tensor):
         mine = [t for t in per_tensor if t[0] == layer]
         a = np.concatenate([t[3] for t in mine])
         n = np.concatenate([t[4] for t in mine])
-        size, kinks, floor = sum(t[2] for t in mine), sum(t[5] for t in mine), max(t[6] for t in mine)
-        rows.append(_row(layer, "*", size, a, n, kinks, threshold, floor, sum(t[7] for t in mine)))
+        floors = np.concatenate([t[6] for t in mine])
+        size, kinks, lost = sum(t[2] for t in mine), sum(t[5] for t in mine), sum(t[7] for t in mine)
+        rows.append(_row(layer, "*", size, a, n, kinks, threshold, floors, lost))
     return rows, passes
 
 
@@ -256,7 +260,7 @@ def _run_directional(p: _Problem, eps: float, directions: int, rng, threshold) -
         groups += [(layer, p.tensors[k][1], [k]) for k in members]
     rows = []
     for layer, tensor, members in groups:
-        a, n, kinks, smallest, lost = [], [], 0, eps, 0
+        a, n, floors, kinks, lost = [], [], [], 0, 0
         for _ in range(directions):
             u = [rng.standard_normal(originals[k].shape) for k in members]
             norm = np.sqrt(sum(float(np.vdot(x, x)) for x in u))
@@ -288,13 +292,9 @@ def _run_directional(p: _Problem, eps: float, directions: int, rng, threshold) -
             a.append(sum(float(np.vdot(p.analytic[k], d1 - d2))
                          for k, d1, d2 in zip(members, plus, minus, strict=True)) / (2 * step))  # fmt: skip
             n.append((lp - lm) / (2 * step))
-            smallest = min(smallest, step)
+            floors.append(_floor(loss0, step))
         size = sum(originals[k].size for k in members)
-        rows.append(
-            _row(
-                layer, tensor, size, np.array(a), np.array(n), kinks, threshold, _floor(loss0, smallest), lost
-            )
-        )
+        rows.append(_row(layer, tensor, size, np.array(a), np.array(n), kinks, threshold, floors, lost))
     return rows, passes
 
 

@@ -141,3 +141,9 @@ def test_sweep_validation_parses_every_job_as_hydra_composes_it(sweep, monkeypat
 def test_sweep_validation_catches_a_bad_combination():
     with pytest.raises(ConfigError, match=r"^loss\.name: 'probe' is for mode=init"):
         validate_command(["-m", "mode=init,train", "model.depth=3,5"])
+
+
+def test_a_swept_mapping_is_merged_as_hydra_merges_it():
+    # init={repeats:2} keeps init.batch_size=1 from the command line, which BatchNorm rejects
+    with pytest.raises(ConfigError, match=r"batch"):
+        validate_command(["-m", "init.batch_size=1", "model.norm=batch", "init={repeats:2},{repeats:4}"])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from harness.gradcheck import check_function, check_layer, check_loss, check_network, plant_error
-from harness.nn import Activation, Linear, LinearProbe, MSELoss, NetworkSpec, build_network
+from harness.nn import Activation, Linear, LinearProbe, MSELoss, NetworkSpec, Sequential, build_network
 
 MODES = ["entries", "directional"]
 DEPTH = 5
@@ -112,10 +112,42 @@ def test_directional_redraws_around_kinks():
     assert sum(r.kinks for r in report.rows) > 0  # some directions crossed it and were retried
 
 
-def test_nothing_compared_is_not_a_pass():
-    x = np.array([[0.0, 0.0]])
+def test_entries_exactly_on_a_kink_are_unresolved_not_a_false_alarm():
+    x = np.array([[0.0, 0.0]])  # every step straddles relu's kink: no difference can be taken
     report = check_layer(Activation("relu"), x, np.ones_like(x))
-    assert not report.passed  # every entry straddles the kink at every step: inconclusive
+    row = next(r for r in report.rows if r.tensor == "x")
+    assert report.passed and row.noise and row.checked == 0 and row.kinks == 2 * 31
+
+
+def test_a_dead_sample_does_not_fail_the_biases_after_it():
+    """A sample whose hidden row is all zero puts every later unit exactly on relu's kink (z = b = 0
+    with zero biases): those bias rows are unresolved, not failed; a planted error elsewhere still fails."""
+    net = build_network(NetworkSpec(input_dim=4, width=8, depth=6, output_dim=2, activation="relu", seed=0))
+    x = np.random.default_rng(0).standard_normal((8, 4))
+    probe = LinearProbe.random((8, 2), np.random.default_rng(0))
+    for mode in MODES:
+        report = check_network(net, x, probe, mode=mode)
+        assert report.passed, report.summary()
+    plant_error(net.layers[0].layers[0], "scale")
+    assert check_network(net, x, probe, mode="directional").failed_layers == ["layer1"]
+
+
+def test_one_tiny_step_does_not_excuse_a_wrong_gradient():
+    """One pre-activation 1e-13 from the kink forces steps down to ~1e-14 for the entries that touch
+    it; their large rounding floor must not cover the 1% error planted in every other entry. (Every
+    random direction touches that unit, so the directional check can only call its rows unresolved.)"""
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((4, 3)), rng.standard_normal((3, 2))
+    b = np.zeros(2)
+    b[0] = -(x @ W)[0, 0] + 1e-13
+    lin = Linear(W, b)
+    plant_error(lin, "scale")
+    layer = Sequential([lin, Activation("relu")])
+    report = check_layer(layer, x, mode="entries")
+    assert not report.passed, report.summary()
+    assert "0.W" in {r.tensor for r in report.rows if not r.passed}
+    report = check_layer(layer, x, mode="directional")
+    assert all(r.noise or not r.passed for r in report.rows), report.summary()
 
 
 def test_reported_cost_is_forward_passes_spent():
