@@ -159,16 +159,14 @@ def _validate_combinations(fixed: list[str], keys: list[str], combos: list[tuple
 
     parser = OverridesParser.create()
     typed = {}  # (key, value as written) -> the value Hydra would set
+    merged = set()  # Hydra merges a mapping into the node it overrides: such keys are composed, not set
     for combo in combos:
         for k, v in zip(keys, combo, strict=True):
             if _is_value_key(k) and (k, v) not in typed:
                 typed[(k, v)] = parser.parse_overrides([f"{k}={v}"])[0].value()
-    # Hydra merges a mapping into the node it overrides: such keys are composed, not set
-    plain = [
-        k
-        for k in keys
-        if _is_value_key(k) and not any(isinstance(t, dict) for (j, _), t in typed.items() if j == k)
-    ]
+                if isinstance(typed[(k, v)], dict):
+                    merged.add(k)
+    plain = [k for k in keys if _is_value_key(k) and k not in merged]
     composed: dict[tuple, dict] = {}
     for combo in combos:
         lines = [f"{k}={v}" for k, v in zip(keys, combo, strict=True)]

@@ -215,10 +215,8 @@ def _run_entries(p: _Problem, eps: float, entries: int | None, rng, threshold) -
                     break
             else:
                 continue  # every step straddled a kink: this entry is not compared
-            if up == down or float(orig + step) == float(orig - step):
+            if up == down or float(orig + step) == float(orig - step):  # the loop stopped here
                 lost += 1
-                continue
-            if sig_p != base_sig or sig_m != base_sig:
                 continue
             a.append(grad.reshape(-1)[i])
             n.append((lp - lm) / (up - down))
@@ -283,10 +281,8 @@ def _run_directional(p: _Problem, eps: float, directions: int, rng, threshold) -
                 step /= SHRINK
             else:
                 continue  # every step straddled a kink: this direction is not compared
-            if stored < step:
+            if stored < step:  # the loop stopped here
                 lost += 1
-                continue
-            if base_sig is not None and (sig_p != base_sig or sig_m != base_sig):
                 continue
             # <g, x+ - x-> / 2 step: the analytic side of the difference actually taken
             a.append(sum(float(np.vdot(p.analytic[k], d1 - d2))

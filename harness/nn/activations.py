@@ -48,15 +48,18 @@ def _step(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _one_minus(a: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
-    """1 - a (in place on ``a``, a fresh temporary), times ``times`` if given: tanh' = 1 - y^2,
-    sigmoid' = (1 - y) y with one array allocated."""
-    if times is not None:
-        a = 1.0 - a
-        a *= times
-        return a
-    np.subtract(1.0, a, out=a)
-    return a
+def _tanh_df(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """tanh' = 1 - y^2, with one array allocated."""
+    d = y * y
+    np.subtract(1.0, d, out=d)
+    return d
+
+
+def _sigmoid_df(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """sigmoid' = (1 - y) y, with one array allocated (y is cached: not written)."""
+    d = 1.0 - y
+    d *= y
+    return d
 
 
 def _elu(x: np.ndarray, alpha: float) -> np.ndarray:
@@ -124,8 +127,8 @@ ACTIVATIONS: dict[str, ActivationFn] = {
         ActivationFn("gelu", _gelu, _gelu_df),
         ActivationFn("softplus", lambda x: np.logaddexp(0.0, x), lambda x, y: _sigmoid(x)),
         ActivationFn("silu", lambda x: x * _sigmoid(x), _silu_df),
-        ActivationFn("sigmoid", _sigmoid, lambda x, y: _one_minus(y, y)),
-        ActivationFn("tanh", np.tanh, lambda x, y: _one_minus(y * y)),
+        ActivationFn("sigmoid", _sigmoid, _sigmoid_df),
+        ActivationFn("tanh", np.tanh, _tanh_df),
     )
 }
 

@@ -35,24 +35,31 @@ def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
     return base if offset == base.size else None
 
 
+def _gradients(params: Triples) -> list[np.ndarray]:
+    """The gradient arrays of ``params``, or the one buffer they tile (a Network's ``flat_grads``)."""
+    grads = [g for _, _, g in params]
+    flat = flat_base(grads)
+    return [flat] if flat is not None else grads
+
+
+def _clip(grads: list[np.ndarray], max_norm: float | None) -> float:
+    """The global norm of ``grads``; with ``max_norm``, scale them in place to at most that."""
+    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    if max_norm is not None and math.isfinite(norm) and norm > max_norm:
+        for g in grads:
+            g *= max_norm / norm
+    return norm
+
+
 def global_grad_norm(params: Triples) -> float:
     """sqrt(sum over all gradients of their squared entries)."""
-    flat = flat_base([g for _, _, g in params])
-    if flat is not None:
-        return math.sqrt(float(np.vdot(flat, flat)))
-    return math.sqrt(sum(float(np.vdot(g, g)) for _, _, g in params))
+    return _clip(_gradients(params), None)
 
 
 def clip_grad_norm(params: Triples, max_norm: float) -> float:
     """Scale all gradients in place so their global norm is at most ``max_norm``; return the norm
     before clipping."""
-    norm = global_grad_norm(params)
-    if math.isfinite(norm) and norm > max_norm:
-        scale = max_norm / norm
-        flat = flat_base([g for _, _, g in params])
-        for g in [flat] if flat is not None else [g for _, _, g in params]:
-            g *= scale
-    return norm
+    return _clip(_gradients(params), max_norm)
 
 
 class _Optimizer:
@@ -77,12 +84,7 @@ class _Optimizer:
         """Apply one update from the current gradients. With ``clip_norm``, clip first and return the
         global gradient norm before clipping; without, return None (the norm costs a pass over every
         gradient: ``global_grad_norm`` computes it on demand)."""
-        norm = None
-        if self.clip_norm is not None:
-            norm = math.sqrt(sum(float(np.vdot(g, g)) for _, g in self.pairs))
-            if math.isfinite(norm) and norm > self.clip_norm:
-                for _, g in self.pairs:
-                    g *= self.clip_norm / norm
+        norm = None if self.clip_norm is None else _clip([g for _, g in self.pairs], self.clip_norm)
         self._update()
         return norm
 
