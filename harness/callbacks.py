@@ -1,26 +1,31 @@
-"""The Hydra callback that gives a multirun one MLflow parent run.
+"""The Hydra callback that gives a multirun one MLflow parent run, and the end of that run.
 
-``on_multirun_start`` (launching process, before any job): resolve the store to an absolute URI,
-create the database and the experiment once, open the parent run, and write
-``<sweep dir>/harness_sweep.json`` (URI, experiment id, parent id, swept keys) for the jobs, which may
-run in other processes. ``on_multirun_end`` ends the parent: FINISHED when every child finished,
-else FAILED (children left RUNNING by a crashed worker are marked FAILED too). Jobs never raise (a
-failed job is recorded as a FAILED child), so this end is always reached; should Hydra itself fail,
-``harness.app.main`` ends the parent as FAILED.
+Before Hydra starts, ``harness.app.main`` has checked and created the store and the experiment, marked
+lost runs FAILED and, for ``resume=...``, chosen the parent to continue; it leaves these in ``STATE``.
+
+``on_multirun_start`` (launching process, before any job) opens the parent, or sets the resumed one
+RUNNING again, and hands every job the store, the experiment and the parent's id through
+``hydra.job.env_set`` (``HARNESS_SWEEP``): a job never searches folders for its parent, so it finds it
+from any working directory, process or machine. ``end_parent`` ends the parent from each job's latest
+attempt: FINISHED when every job has a FINISHED child; after a signal KILLED (FAILED if a child
+failed); otherwise FAILED. A child left RUNNING whose process is gone is marked too, never left RUNNING.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
-SWEEP_FILE = "harness_sweep.json"
-STATE: dict[str, Any] = {}  # the open parent run of this process, and the failed-job count
+SWEEP_ENV = "HARNESS_SWEEP"
+STATE: dict[str, Any] = {}  # this launch: store, experiment, parent run, expected jobs, outcome
 
 
 def swept_keys(config: DictConfig) -> list[str]:
@@ -36,64 +41,138 @@ def swept_keys(config: DictConfig) -> list[str]:
     return keys
 
 
+def without_resume(overrides: list[str]) -> list[str]:
+    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "resume"]
+
+
+def encode(info: dict) -> str:
+    """The sweep's info as a Hydra-safe string (no quotes, no interpolation)."""
+    return base64.urlsafe_b64encode(json.dumps(info).encode()).decode()
+
+
+def sweep_info() -> dict:
+    """In a job: what ``on_multirun_start`` handed it."""
+    text = os.environ.get(SWEEP_ENV)
+    if not text:
+        raise RuntimeError(
+            f"${SWEEP_ENV} is not set: the sweep callback did not run (see Hydra's output above); "
+            "check tracking.uri and that the store is writable"
+        )
+    return json.loads(base64.urlsafe_b64decode(text))
+
+
 class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness import tracking
+        from harness import processes, tracking
         from harness.runner import git_commit
 
         cwd = config.hydra.runtime.cwd
-        uri = tracking.resolve_uri(config.tracking.uri, cwd)
-        experiment = config.tracking.experiment or config.study
-        experiment_id = tracking.prepare(uri, experiment)
+        if "uri" not in STATE:  # launched without harness.app.main
+            STATE["uri"] = tracking.resolve_uri(config.tracking.uri, cwd)
+            STATE["experiment"] = config.tracking.experiment or config.study
+            STATE["experiment_id"] = tracking.prepare(STATE["uri"], STATE["experiment"])
+        uri, experiment_id = STATE["uri"], STATE["experiment_id"]
         sweep_dir = (Path(cwd) / config.hydra.sweep.dir).resolve()
         keys = swept_keys(config)
-        tags = {"harness.sweep_dir": str(sweep_dir), "harness.swept": ",".join(keys),
-                "harness.overrides": " ".join(config.hydra.overrides.task)}  # fmt: skip
+        overrides = without_resume(list(config.hydra.overrides.task))
+        tags = {
+            "harness.kind": "sweep",
+            "harness.sweep_dir": str(sweep_dir),
+            "harness.swept": ",".join(keys),
+            "harness.overrides": " ".join(overrides),
+            "harness.task_overrides": json.dumps(overrides),
+        }
         commit = git_commit(cwd)
         if commit:
             tags["harness.git_commit"] = commit
-        name = f"sweep {sweep_dir.name}: {', '.join(keys) or 'no swept keys'}"
-        parent = tracking.Run.start(uri, experiment_id, name, tags)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        heartbeat = float(config.tracking.heartbeat_seconds)
+        launched = int(time.time() * 1000)
+        if STATE.get("resume_id"):
+            tags["harness.resumed"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            parent = tracking.reopen(uri, STATE["resume_id"], tags, heartbeat)
+        else:
+            name = f"sweep {sweep_dir.name}: {', '.join(keys) or 'no swept keys'}"
+            parent = tracking.Run.start(uri, experiment_id, name, tags, heartbeat=heartbeat)
         info = {"uri": uri, "experiment_id": experiment_id, "parent_id": parent.run_id, "swept": keys,
-                "sweep_dir": str(sweep_dir)}  # fmt: skip
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps(info))
-        STATE.update(info, experiment=experiment, ended=False, failed=0)
-        print(f"sweep: parent run {parent.run_id} in experiment {experiment!r} ({uri})", file=sys.stderr)
+                "sweep_dir": str(sweep_dir), "resume": bool(STATE.get("resume_id")),
+                "launcher": [processes.host(), os.getpid()]}  # fmt: skip
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{SWEEP_ENV}='{encode(info)}'")
+        os.environ[SWEEP_ENV] = encode(info)  # jobs of the basic launcher run in this process
+        STATE.update(info, parent=parent, launched=launched, ended=False, failed=0)
+        verb = "resuming" if STATE.get("resume_id") else "sweep:"
+        print(
+            f"{verb} parent run {parent.run_id} in experiment {STATE['experiment']!r} ({uri})",
+            file=sys.stderr,
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         end_parent()
 
 
-def find_sweep_file(output_dir: str | Path) -> dict:
-    """The sweep's info, found upwards from a job's output folder (sweep dir / subdir)."""
-    for folder in Path(output_dir).resolve().parents:
-        if (folder / SWEEP_FILE).is_file():
-            return json.loads((folder / SWEEP_FILE).read_text())
-    raise RuntimeError(
-        f"no {SWEEP_FILE} above {output_dir}: the sweep callback could not open the MLflow parent run "
-        "(see the warning Hydra printed above); check tracking.uri and that the store is writable"
-    )
-
-
-def end_parent(crashed: bool = False) -> None:
-    """End this process's open parent run from its children's statuses (idempotent)."""
-    if not STATE or STATE.get("ended"):
+def end_parent(stop: BaseException | None = None, crashed: bool = False) -> None:
+    """End this process's open parent run from its children (idempotent); the outcome goes into
+    ``STATE["summary"]`` (printed here unless stopped by a signal: ``main`` prints that line)."""
+    if not STATE.get("parent") or STATE.get("ended"):
         return
-    from harness import tracking
+    from harness import processes, tracking
 
-    uri, exp, parent = STATE["uri"], STATE["experiment_id"], STATE["parent_id"]
-    statuses = tracking.child_statuses(uri, exp, parent)
-    client = tracking.client(uri)
-    for run_id, status in statuses.items():
-        if status == "RUNNING":  # its worker died before ending it
-            client.set_terminated(run_id, "FAILED")
-    failed = sum(s != "FINISHED" for s in statuses.values())
-    tracking.Run(uri, parent).end("FAILED" if failed or crashed else "FINISHED")
-    STATE.update(ended=True, failed=failed)
-    print(
-        f"sweep done: {len(statuses) - failed} of {len(statuses)} jobs finished"
-        f"{f', {failed} FAILED' if failed else ''}; experiment {STATE['experiment']!r}, "
-        f"parent run {parent}\nopen the UI: {tracking.ui_hint(uri)}",
-        file=sys.stderr,
-    )
+    STATE["ended"] = True
+    uri = STATE["uri"]
+    try:
+        with processes.deferred():
+            status, summary = _end(stop, crashed)
+    except Exception as err:  # the store itself failed
+        STATE["failed"] = 1
+        STATE["summary"] = (
+            f"could not record the end of the sweep in {uri} ({tracking.first_line(err)}); make the store "
+            f"writable again (disk space, permissions); the next launch of study {STATE['experiment']!r} "
+            "marks the runs left RUNNING as FAILED, and resume=true runs the unfinished jobs"
+        )
+        print(f"harness: {STATE['summary']}", file=sys.stderr)
+        return
+    STATE["summary"] = f"{summary}; parent run {STATE['parent_id']} {status}"
+    if stop is None:
+        print(f"sweep done: {STATE['summary']}\nopen the UI: {tracking.ui_hint(uri)}", file=sys.stderr)
+
+
+def _end(stop: BaseException | None, crashed: bool) -> tuple[str, str]:
+    from harness import processes, tracking
+
+    uri, exp, parent = STATE["uri"], STATE["experiment_id"], STATE["parent"]
+    runs = tracking.children(uri, exp, parent.run_id)
+    c = tracking.client(uri)
+    now, here, lost = time.time(), processes.host(), 0
+    for r in runs:
+        reason = r.info.status == "RUNNING" and tracking.lost_reason(r.data.tags, now, here)
+        if reason:  # its worker died before ending it
+            c.set_tag(r.info.run_id, "harness.lost", f"{reason}; marked by the sweep's end")
+            c.set_terminated(r.info.run_id, "KILLED" if stop is not None else "FAILED")
+            lost += 1
+    if lost:
+        runs = tracking.children(uri, exp, parent.run_id)
+    latest = {r.data.tags.get("harness.job_num", r.info.run_id): r for r in runs}  # oldest first: latest wins
+    count = {s: sum(r.info.status == s for r in latest.values()) for s in ("FINISHED", "FAILED", "KILLED")}
+    jobs = max(STATE.get("jobs", 0), len(latest))
+    missing = jobs - len(latest)
+    ran = sum(r.info.start_time >= STATE["launched"] for r in runs)
+    if stop is not None:
+        status = "FAILED" if count["FAILED"] else "KILLED"
+    else:
+        status = "FINISHED" if count["FINISHED"] == jobs and not crashed else "FAILED"
+    parent.end(status)  # first: on a full disk an update may still go through where inserts do not
+    tags = {"harness.jobs": str(jobs), "harness.jobs_finished": str(count["FINISHED"])}
+    if missing:
+        tags["harness.jobs_without_run"] = str(missing)
+    parent.set_tags(tags)
+    STATE["failed"] = jobs - count["FINISHED"]
+    parts = [f"{count['FINISHED']} of {jobs} jobs FINISHED"]
+    parts += [f"{count[s]} {s}" for s in ("FAILED", "KILLED") if count[s]]
+    if missing:
+        parts.append(f"{missing} without a run" if stop is None else f"{missing} not started")
+    if STATE.get("resume_id"):
+        skipped = sum(
+            r.info.start_time < STATE["launched"] and r.info.status == "FINISHED" for r in latest.values()
+        )
+        parts.append(f"{skipped} skipped as already FINISHED, {ran} run now")
+    return status, ", ".join(parts)

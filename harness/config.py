@@ -25,6 +25,7 @@ Activation = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 InitScheme = Literal[INIT_SCHEMES + tuple(INIT_ALIASES)]  # type: ignore[valid-type]
 DATASETS = ("gaussian", "teacher_student", "spirals", "blobs", "digits", "file")
 CLASSIFICATION = ("spirals", "blobs", "digits")
+NOT_HASHED = ("tracking", "study", "resume")  # where and how a run is recorded, not what it computes
 
 
 class ConfigError(ValueError):
@@ -104,6 +105,8 @@ class TrackingConfig:
     experiment: str | None = None  # null: the study name
     max_layers: int = 16  # per-layer series are logged for at most this many layers
     figures: bool = True
+    flush_seconds: float = 2.0  # streamed training series are written at most this often
+    heartbeat_seconds: float = 30.0  # a running run rewrites its harness.heartbeat tag this often
 
 
 @dataclass
@@ -119,6 +122,7 @@ class StudyConfig:
     init: InitConfig = field(default_factory=InitConfig)
     gradcheck: GradcheckConfig = field(default_factory=GradcheckConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    resume: bool | str = False  # true: continue the latest sweep (or run) with these overrides; or a run id
 
     def network_spec(self, input_dim: int, output_dim: int, seed: int) -> NetworkSpec:
         m = self.model
@@ -209,7 +213,8 @@ def _check_ranges(c: StudyConfig) -> None:
         ("gradcheck.directions", c.gradcheck.directions), ("gradcheck.entries", c.gradcheck.entries),
         ("gradcheck.batch_size", c.gradcheck.batch_size), ("tracking.max_layers", c.tracking.max_layers),
         ("model.init_scale", c.model.init_scale), ("optim.lr", c.optim.lr),
-        ("gradcheck.threshold", c.gradcheck.threshold),
+        ("gradcheck.threshold", c.gradcheck.threshold), ("tracking.flush_seconds", c.tracking.flush_seconds),
+        ("tracking.heartbeat_seconds", c.tracking.heartbeat_seconds),
     ]:  # fmt: skip
         _positive(key, value, integer=isinstance(value, int))
     _positive("model.bias_std", c.model.bias_std, zero_ok=True)
@@ -269,11 +274,11 @@ def to_dict(config: StudyConfig) -> dict:
 
 
 def config_hash(config: StudyConfig) -> str:
-    """sha256 of everything that determines a run's numbers (all but ``tracking`` and the ``study``
-    label), 16 hex digits: runs with the same hash hold the same numbers."""
+    """sha256 of everything that determines a run's numbers (all but ``tracking``, ``resume`` and the
+    ``study`` label), 16 hex digits: runs with the same hash hold the same numbers."""
     values = to_dict(config)
-    values.pop("tracking")
-    values.pop("study")
+    for launch_only in NOT_HASHED:
+        values.pop(launch_only)
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

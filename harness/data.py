@@ -15,6 +15,7 @@ Every draw comes from the Generator passed in: same seed, same data.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,26 +61,84 @@ def _spirals(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray
     return x, labels
 
 
-def _from_file(cfg: DataConfig, rng: np.random.Generator) -> Dataset:
-    path = Path(cfg.path).expanduser()
+def _read_csv(path: Path) -> np.ndarray:
+    """A CSV of numbers as a 2-D array, or ConfigError naming the file, the row and the column (1-based)
+    of the first cell that is not a number."""
+    try:
+        return np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as err:
+        text = str(err)
+        cell = re.search(r"string (.*) to \w+ at row (\d+), column (\d+)", text)
+        if cell:
+            where, what = f"row {int(cell[2]) + 1}, column {cell[3]}", f"{cell[1]} is not a number"
+        else:
+            width = re.search(r"from (\d+) to (\d+) at row (\d+)", text)
+            if not width:
+                raise ConfigError(f"data.path: {path}: {text.splitlines()[0]}") from None
+            where, what = f"row {width[3]}", f"{width[2]} columns where the rows above have {width[1]}"
+        raise ConfigError(
+            f"data.path: {path} {where}: {what}; allowed: numbers, the same count on every row"
+        ) from None
+
+
+def _check_finite(path: Path, name: str, a: np.ndarray, csv: bool) -> None:
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise ConfigError(f"data.path: {path}: array {name!r} holds {a.dtype}; allowed: real numbers")
+    bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1) if a.ndim else a.reshape(1)))
+    if bad.size:
+        if csv:
+            row, col = divmod(int(bad[0]), a.shape[1])
+            where = f"row {row + 1}, column {col + 1}"
+        else:
+            where = f"array {name!r} at {np.unravel_index(int(bad[0]), a.shape)}"
+        value = a.reshape(-1)[bad[0]]
+        raise ConfigError(
+            f"data.path: {path} {where}: {value} ({bad.size} such cells); allowed: finite numbers"
+        )
+
+
+def _read_file(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a data file, checked: numbers only, all finite."""
     if not path.is_file():
         raise ConfigError(f"data.path: no file at {path}; give a .npz or .csv file")
-    if path.suffix == ".npz":
-        with np.load(path) as f:
-            missing = {"x", "y"} - set(f.files)
-            if missing:
-                raise ConfigError(f"data.path: {path} lacks arrays {sorted(missing)}; needs x and y")
-            arrays = {k: f[k] for k in f.files}
-        x, y = arrays["x"], arrays["y"]
-        split = ("x_test" in arrays and "y_test" in arrays, arrays.get("x_test"), arrays.get("y_test"))
-    elif path.suffix == ".csv":
-        table = np.loadtxt(path, delimiter=",", ndmin=2)
+    if path.suffix == ".csv":
+        table = _read_csv(path)
+        if table.shape[1] < 2:
+            raise ConfigError(
+                f"data.path: {path} has {table.shape[1]} column; needs inputs and a target (last)"
+            )
+        _check_finite(path, "csv", table, csv=True)
+        return {"table": table}
+    if path.suffix != ".npz":
+        raise ConfigError(f"data.path: {path.suffix or 'no suffix'} is not supported; allowed: .npz, .csv")
+    with np.load(path) as f:
+        missing = {"x", "y"} - set(f.files)
+        if missing:
+            raise ConfigError(f"data.path: {path} lacks arrays {sorted(missing)}; needs x and y")
+        arrays = {k: f[k] for k in f.files}
+    for name, a in arrays.items():
+        if name in ("x", "y", "x_test", "y_test"):
+            _check_finite(path, name, a, csv=False)
+    return arrays
+
+
+def check_data_file(path: str | None) -> None:
+    """Read and check a ``data=file`` file (``ConfigError`` naming the file, row and column)."""
+    _read_file(Path(str(path)).expanduser())
+
+
+def _from_file(cfg: DataConfig, rng: np.random.Generator) -> Dataset:
+    path = Path(str(cfg.path)).expanduser()
+    arrays = _read_file(path)
+    if "table" in arrays:
+        table = arrays["table"]
         x, y = table[:, :-1], table[:, -1]
         if np.all(y == np.round(y)):
             y = y.astype(np.int64)
         split = (False, None, None)
     else:
-        raise ConfigError(f"data.path: {path.suffix or 'no suffix'} is not supported; allowed: .npz, .csv")
+        x, y = arrays["x"], arrays["y"]
+        split = ("x_test" in arrays and "y_test" in arrays, arrays.get("x_test"), arrays.get("y_test"))
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     if split[0]:
         xtr, ytr, xte, yte = x, y, np.asarray(split[1], np.float64).reshape(len(split[1]), -1), split[2]

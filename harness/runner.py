@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import tracking
+from harness import processes, tracking
 from harness.config import StudyConfig, config_hash, flatten, to_dict
 from harness.stats import STATS
 from harness.study import StudyResult, progress_printer, run_study
 
+NOT_FOR_EVERY_ACTIVATION = ("act_saturated", "act_dead")  # NaN where the activation has no such thing
 PACKAGES = ("harness", "numpy", "mlflow", "hydra-core", "matplotlib")
 
 
@@ -58,9 +59,10 @@ def layer_picks(depth: int, cap: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(1, depth, cap)).astype(int))
 
 
-def metrics_of(result: StudyResult, max_layers: int) -> list[tuple[str, float, int]]:
+def metrics_of(result: StudyResult, max_layers: int, series: bool = True) -> list[tuple[str, float, int]]:
     """Summaries (step 0), per-layer profiles and gradient-check errors (step = layer), and in train
-    mode per-layer series over steps for at most ``max_layers`` layers, plus loss and accuracy."""
+    mode (``series``) per-layer series over steps for at most ``max_layers`` layers, plus loss and
+    accuracy (which ``execute`` streams as they are measured instead)."""
     out = [(k, v, 0) for k, v in result.summary.items()]
     for k in STATS:
         out += [(f"profile/{k}", v, l + 1) for l, v in enumerate(result.profile[k])]  # noqa: E741
@@ -74,17 +76,26 @@ def metrics_of(result: StudyResult, max_layers: int) -> list[tuple[str, float, i
         for r in rows:
             step = 0 if r.layer == "input" else readout if r.layer == "readout" else int(r.layer[5:])
             out.append(("gradcheck/rel_error", r.rel_error, step))
-    if result.mode == "train":
-        steps = result.arrays["steps"]
-        out += [("train/loss", v, s) for s, v in zip(steps, result.arrays["loss"], strict=True)]
-        out += [("train/accuracy", v, s) for s, v in zip(steps, result.arrays["accuracy"], strict=True)]
-        depth = result.arrays["grad_W"].shape[1]
-        for layer in layer_picks(depth, max_layers):
-            for k in STATS:
-                series = result.arrays[k][:, layer - 1]
-                if np.all(np.isnan(series)):
-                    continue
-                out += [(f"layer/{layer:03d}/{k}", v, s) for s, v in zip(steps, series, strict=True)]
+    if result.mode == "train" and series:
+        a = result.arrays
+        picks = layer_picks(a["grad_W"].shape[1], max_layers)
+        for i, step in enumerate(a["steps"]):
+            stats = {k: a[k][i] for k in STATS}
+            out += series_rows(int(step), stats, a["loss"][i], a["accuracy"][i], picks)
+    return out
+
+
+def series_rows(
+    step: int, stats: dict[str, np.ndarray], loss: float, accuracy: float, picks: np.ndarray
+) -> list[tuple[str, float, int]]:
+    """One training step's rows: ``train/loss``, ``train/accuracy`` and ``layer/<lll>/<stat>`` for the
+    picked layers (statistics the activation does not have, e.g. act_saturated under relu, left out)."""
+    out = [("train/loss", loss, step), ("train/accuracy", accuracy, step)]
+    for k in STATS:
+        values = stats[k]
+        if k in NOT_FOR_EVERY_ACTIVATION and np.all(np.isnan(values)):
+            continue
+        out += [(f"layer/{layer:03d}/{k}", values[layer - 1], step) for layer in picks]
     return out
 
 
@@ -118,9 +129,41 @@ def _log_figures(run: tracking.Run, result: StudyResult, name: str) -> None:
         run.log_figure(fig, "figures/gradcheck.png")
 
 
+def _log_result(
+    run: tracking.Run,
+    result: StudyResult,
+    config: StudyConfig,
+    name: str,
+    done: set[str],
+    figures: bool = True,
+) -> float:
+    """Summaries, profiles, arrays, the gradient check and figures (unless ``tracking.figures`` is off);
+    the figures' seconds. ``done`` collects the parts written, so that a second call (after a signal)
+    writes only the rest."""
+    if "metrics" not in done:
+        run.log_metrics(metrics_of(result, config.tracking.max_layers, series=False))
+        done.add("metrics")
+    if "arrays" not in done:
+        run.log_arrays(
+            result.arrays | {f"profile_{k}": v for k, v in result.profile.items()}, "arrays/stats.npz"
+        )
+        done.add("arrays")
+    if result.gradcheck is not None and "gradcheck" not in done:
+        run.log_text(result.gradcheck.summary(), "gradcheck.txt")
+        done.add("gradcheck")
+    clock = time.perf_counter()
+    if figures and config.tracking.figures and "figures" not in done:
+        _log_figures(run, result, name)
+        done.add("figures")
+        return time.perf_counter() - clock
+    return 0.0
+
+
 def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors: bool) -> tracking.Run:
-    """Create the run, run the study, log everything, end the run FINISHED (or FAILED and, when
-    ``raise_errors``, re-raise)."""
+    """Create the run, run the study (train-mode series stream into the run as they are measured), log
+    everything, end the run FINISHED. On an error: FAILED (re-raised when ``raise_errors``). On a signal
+    (``KeyboardInterrupt``): everything measured so far is logged, the run ends KILLED, and the
+    exception goes on up."""
     started = time.perf_counter()
     tags = dict(ctx.tags)
     tags |= {f"version.{k}": v for k, v in versions().items()}
@@ -129,37 +172,93 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
     commit = git_commit(cwd)
     if commit:
         tags["harness.git_commit"] = commit
-    run = tracking.Run.start(ctx.uri, ctx.experiment_id, ctx.run_name, tags, ctx.parent_id)
+    t = config.tracking
+    run = tracking.Run.start(ctx.uri, ctx.experiment_id, ctx.run_name, tags, ctx.parent_id,
+                             heartbeat=t.heartbeat_seconds, flush_seconds=t.flush_seconds)  # fmt: skip
+    picks = layer_picks(config.model.depth, t.max_layers)
+    streamed = [-1]  # the last training step handed to the stream
+    result, done = None, set()
     try:
-        run.log_params(flatten(to_dict(config)))
+        run.log_params({k: v for k, v in flatten(to_dict(config)).items() if k != "resume"})
         if ctx.config_yaml:
             run.log_text(ctx.config_yaml, "config.yaml")
         if ctx.output_dir is not None:
             run.log_dir(Path(ctx.output_dir) / ".hydra", "hydra")
-        clock = time.perf_counter()
-        result = run_study(config, progress_printer(ctx.run_name))
-        study_s = time.perf_counter() - clock
-        run.log_metrics(metrics_of(result, config.tracking.max_layers))
-        run.log_arrays(
-            result.arrays | {f"profile_{k}": v for k, v in result.profile.items()}, "arrays/stats.npz"
-        )
-        if result.gradcheck is not None:
-            run.log_text(result.gradcheck.summary(), "gradcheck.txt")
-        clock, figures_s = time.perf_counter(), 0.0
-        if config.tracking.figures:
-            _log_figures(run, result, ctx.run_name)
-            figures_s = time.perf_counter() - clock
+
+        def on_log(step: int, stats: dict, loss: float, accuracy: float) -> None:
+            run.stream(series_rows(step, stats, loss, accuracy, picks))
+            streamed[0] = step
+
+        clock, before = time.perf_counter(), run.seconds
+        result = run_study(config, progress_printer(ctx.run_name), on_log)
+        run.flush()
+        study_s = time.perf_counter() - clock - (run.seconds - before)  # streaming is tracking time
+        figures_s = _log_result(run, result, config, ctx.run_name, done)
         total = time.perf_counter() - started
         tracking_s = total - study_s - figures_s
         run.log_metrics([("time/study_s", study_s, 0), ("time/figures_s", figures_s, 0),
                          ("time/tracking_s", tracking_s, 0), ("time/total_s", total, 0)])  # fmt: skip
-    except BaseException as err:
-        run.set_tags({"harness.error": f"{type(err).__name__}: {err}"[:5000]})
-        run.end("FAILED" if not isinstance(err, KeyboardInterrupt) else "KILLED")
-        if raise_errors or not isinstance(err, Exception):
+    except KeyboardInterrupt as stop:
+        with processes.deferred():
+            _record_stop(run, stop, result, done, config, ctx.run_name, streamed[0], picks)
+        raise
+    except Exception as err:
+        recorded = _record_failure(run, err)
+        if raise_errors:
             raise
-        traceback.print_exc(file=sys.stderr)
-        print(f"job {ctx.run_name!r} failed; recorded as FAILED in run {run.run_id}", file=sys.stderr)
+        if not isinstance(err, tracking.StoreError):  # the store's own failure is one line, not a trace
+            traceback.print_exc(file=sys.stderr)
+        where = (
+            f"recorded as FAILED in run {run.run_id}" if recorded else "the next launch marks its run lost"
+        )
+        processes.say(f"job {ctx.run_name!r} failed ({tracking.first_line(err)}); {where}")
         return run
     run.end("FINISHED")
     return run
+
+
+def _record_stop(
+    run: tracking.Run,
+    stop: KeyboardInterrupt,
+    result: StudyResult | None,
+    done: set[str],
+    config: StudyConfig,
+    name: str,
+    streamed: int,
+    picks: np.ndarray,
+) -> None:
+    """A signal: keep the streamed rows and whatever the study had measured (all of it if the study had
+    ended: only its figures are left out), end the run KILLED."""
+    partial = result or getattr(stop, "partial", None)
+    try:
+        if partial is not None and partial.mode == "train":  # a step measured but not yet streamed
+            a = partial.arrays
+            for i in np.flatnonzero(a["steps"] > streamed):
+                stats = {k: a[k][i] for k in STATS}
+                run.stream(series_rows(int(a["steps"][i]), stats, a["loss"][i], a["accuracy"][i], picks))
+        run.flush()
+        tags = {"harness.stopped_by": processes.signal_name(stop)}
+        if partial is not None:
+            _log_result(run, partial, config, name, done, figures=False)
+            tags["harness.completed"] = partial.completed or "the study (its figures were not drawn)"
+        run.set_tags(tags)
+        run.end("KILLED")
+    except Exception as err:  # the store itself failed: the next launch marks the run lost
+        processes.say(f"job {name!r}: could not record the stop ({tracking.first_line(err)})")
+        return
+    kept = f"{run.rows} metric rows" + (f" ({tags['harness.completed']})" if partial is not None else "")
+    processes.say(
+        f"job {name!r} stopped by {tags['harness.stopped_by']}: run {run.run_id} KILLED, kept {kept}"
+    )
+
+
+def _record_failure(run: tracking.Run, err: Exception) -> bool:
+    """End the run FAILED with the error as a tag; False if the store refused that too."""
+    try:
+        run.flush()
+        run.set_tags({"harness.error": f"{type(err).__name__}: {err}"[:5000]})
+        run.end("FAILED")
+    except Exception as again:  # the store itself failed: the next launch marks the run lost
+        processes.say(f"could not record the failure of run {run.run_id} ({tracking.first_line(again)})")
+        return False
+    return True

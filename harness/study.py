@@ -51,6 +51,7 @@ from harness.stats import (
 
 NORM_STATS = ("grad_W", "grad_b", "grad_h")
 Progress = Callable[[int, int], None]
+OnLog = Callable[[int, dict, float, float], None]  # (step, per-layer stats, loss, accuracy) as measured
 
 
 @dataclass
@@ -61,6 +62,7 @@ class StudyResult:
     spread: dict[str, np.ndarray]  # per layer: std of log10 for norms, std otherwise (init mode)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # everything, for the .npz artifact
     gradcheck: GradcheckReport | None = None
+    completed: str = ""  # set on a result kept from an interrupted study: how far it got
 
 
 def progress_printer(label: str, stream=sys.stderr) -> Progress:  # noqa: ANN001
@@ -188,25 +190,45 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
     per = {k: np.full((cfg.init.repeats, cfg.model.depth), np.nan) for k in STATS}
     losses = np.full(cfg.init.repeats, np.nan)
     diverged_layer, first_net, hists = 0, None, {}
-    for r, seed in enumerate(draw_seeds):
-        rng = np.random.default_rng(seed)
-        net = build_network(cfg.network_spec(data.input_dim, out_dim, int(rng.integers(2**31))))
-        first_net = first_net or net
-        x, target = _batch(data, cfg.init.batch_size, rng)
-        loss = _make_loss(cfg, cfg.init.batch_size, out_dim, rng, cfg.model.dtype)
-        with np.errstate(all="ignore"):
-            losses[r] = loss.forward(net.forward(x), target)
-            net.backward(loss.backward())
-            stats = layer_stats(net)
-            hist = gradient_histograms(net)
-        for k in STATS:
-            per[k][r] = stats[k]
-        for k, v in hist.items():
-            hists[k] = hists.get(k, 0) + v
-        if not diverged_layer and not (math.isfinite(losses[r]) and np.all(np.isfinite(stats["grad_W"]))):
-            diverged_layer = first_nonfinite_layer(net) or cfg.model.depth + 1
-        if progress:
-            progress(r + 1, cfg.init.repeats)
+    done = 0
+    try:
+        for r, seed in enumerate(draw_seeds):
+            rng = np.random.default_rng(seed)
+            net = build_network(cfg.network_spec(data.input_dim, out_dim, int(rng.integers(2**31))))
+            first_net = first_net or net
+            x, target = _batch(data, cfg.init.batch_size, rng)
+            loss = _make_loss(cfg, cfg.init.batch_size, out_dim, rng, cfg.model.dtype)
+            with np.errstate(all="ignore"):
+                losses[r] = loss.forward(net.forward(x), target)
+                net.backward(loss.backward())
+                stats = layer_stats(net)
+                hist = gradient_histograms(net)
+            for k in STATS:
+                per[k][r] = stats[k]
+            for k, v in hist.items():
+                hists[k] = hists.get(k, 0) + v
+            if not diverged_layer and not (math.isfinite(losses[r]) and np.all(np.isfinite(stats["grad_W"]))):
+                diverged_layer = first_nonfinite_layer(net) or cfg.model.depth + 1
+            done = r + 1
+            if progress:
+                progress(done, cfg.init.repeats)
+        report = _gradcheck(cfg, first_net, data, np.random.default_rng(check_seed))
+    except KeyboardInterrupt as stop:  # keep what the finished draws measured
+        if done:
+            part = {k: v[:done] for k, v in per.items()}
+            stop.partial = _init_result(
+                cfg, data, out_dim, part, losses[:done], hists, diverged_layer, None, None
+            )
+            stop.partial.completed = f"{done} of {cfg.init.repeats} draws"
+        raise
+    return _init_result(cfg, data, out_dim, per, losses, hists, diverged_layer, report, first_net)
+
+
+def _init_result(
+    cfg: StudyConfig, data: Dataset, out_dim: int, per: dict, losses: np.ndarray, hists: dict,
+    diverged_layer: int, report: GradcheckReport | None, first_net: Network | None,
+) -> StudyResult:  # fmt: skip
+    """Profiles (geometric means over draws), summaries, theory and the Jacobian (``first_net``)."""
     profile, spread = {}, {}
     with np.errstate(all="ignore"), _quiet():
         for k in STATS:
@@ -215,7 +237,6 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
                 profile[k], spread[k] = 10 ** np.nanmean(logs, axis=0), np.nanstd(logs, axis=0)
             else:
                 profile[k], spread[k] = np.nanmean(per[k], axis=0), np.nanstd(per[k], axis=0)
-    report = _gradcheck(cfg, first_net, data, np.random.default_rng(check_seed))
     summary = _norm_summary(profile["grad_W"], profile["grad_h"]) | {
         "diverged": float(diverged_layer > 0),
         "diverged_step": 0.0 if diverged_layer else float("nan"),
@@ -224,9 +245,10 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
     summary |= _gradcheck_summary(report)
     arrays = per | {"loss": losses, "hist_edges": HIST_EDGES} | {f"hist_{k}": v for k, v in hists.items()}
     _theory_summary(cfg, data, out_dim, summary["grad_h_slope"], {"summary": summary, "profile": profile})
-    jac_summary, jac_arrays = _jacobian(cfg, first_net, data)
-    summary |= jac_summary
-    arrays |= jac_arrays
+    if first_net is not None:
+        jac_summary, jac_arrays = _jacobian(cfg, first_net, data)
+        summary |= jac_summary
+        arrays |= jac_arrays
     return StudyResult("init", summary, profile, spread, arrays, report)
 
 
@@ -251,8 +273,10 @@ def _accuracy(net: Network, data: Dataset) -> float:
         return float(np.mean(np.argmax(net.forward(data.x_test), axis=1) == data.y_test))
 
 
-def run_train(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
-    """``cfg.train.steps`` optimiser steps, statistics every ``log_every`` steps."""
+def run_train(cfg: StudyConfig, progress: Progress | None = None, on_log: OnLog | None = None) -> StudyResult:
+    """``cfg.train.steps`` optimiser steps, statistics every ``log_every`` steps, each logged step passed
+    to ``on_log`` as it is measured. Interrupted, it attaches the steps measured so far to the exception
+    (``partial``)."""
     data_seed, net_seed, batch_seed, check_seed = np.random.SeedSequence(cfg.seed).spawn(4)
     data = load_data(cfg.data, np.random.default_rng(data_seed))
     out_dim = data.output_dim(cfg.data.output_dim)
@@ -264,49 +288,81 @@ def run_train(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult
     o = cfg.optim
     kwargs = {"adam": {"beta1": o.beta1, "beta2": o.beta2}, "momentum": {"momentum": o.momentum}}
     opt = make_optimizer(o.name, net.parameters(), o.lr, clip_norm=o.clip_norm, **kwargs.get(o.name, {}))
-    steps, losses, accs, rows = [], [], [], {k: [] for k in STATS}
-    diverged_step = diverged_layer = None
+    log = _TrainLog()
     total = cfg.train.steps
-    for step in range(total + 1):  # step `total` only measures: the state after the last update
-        x, target = _batch(data, cfg.train.batch_size, rng)
-        with np.errstate(all="ignore"):
-            value = loss.forward(net.forward(x), target)
-            net.backward(loss.backward())
-            finite = math.isfinite(value) and math.isfinite(float(np.vdot(net.flat_grads, net.flat_grads)))
-        if step % cfg.train.log_every == 0 or step == total or not finite:
+    try:
+        for step in range(total + 1):  # step `total` only measures: the state after the last update
+            x, target = _batch(data, cfg.train.batch_size, rng)
             with np.errstate(all="ignore"):
-                stats = layer_stats(net)
-                hists = gradient_histograms(net)  # the last logged step's are kept
-            for k in STATS:
-                rows[k].append(stats[k])
-            steps.append(step)
-            losses.append(value)
-            accs.append(_accuracy(net, data))
-        if not finite:
-            diverged_step, diverged_layer = step, first_nonfinite_layer(net) or cfg.model.depth + 1
-            break
-        if step < total:
-            opt.step()
-        if progress and step % max(1, total // 100) == 0:
-            progress(step, total)
+                value = loss.forward(net.forward(x), target)
+                net.backward(loss.backward())
+                finite = math.isfinite(value) and math.isfinite(
+                    float(np.vdot(net.flat_grads, net.flat_grads))
+                )
+            if step % cfg.train.log_every == 0 or step == total or not finite:
+                with np.errstate(all="ignore"):
+                    stats = layer_stats(net)
+                    hists = gradient_histograms(net)  # the last logged step's are kept
+                accuracy = _accuracy(net, data)
+                log.add(step, stats, value, accuracy, hists)
+                if on_log:
+                    on_log(step, stats, value, accuracy)
+            if not finite:
+                log.diverged = step, first_nonfinite_layer(net) or cfg.model.depth + 1
+                break
+            if step < total:
+                opt.step()
+            if progress and step % max(1, total // 100) == 0:
+                progress(step, total)
+    except KeyboardInterrupt as stop:  # keep the steps measured so far
+        if log.steps:
+            stop.partial = log.result(report)
+            stop.partial.completed = f"step {log.steps[-1]} of {total}"
+        raise
     if progress:
         progress(total, total)
-    arrays = {k: np.array(v) for k, v in rows.items()}
-    arrays |= {"steps": np.array(steps), "loss": np.array(losses), "accuracy": np.array(accs)}
-    arrays |= {"hist_edges": HIST_EDGES} | {f"hist_{k}": v for k, v in hists.items()}
-    profile = {k: arrays[k][-1] for k in STATS}
-    spread = {k: np.zeros_like(v) for k, v in profile.items()}
-    first = {k: arrays[k][0] for k in ("grad_W", "grad_h")}
-    summary = _norm_summary(first["grad_W"], first["grad_h"]) | {
-        "final_loss": float(losses[-1]),
-        "final_accuracy": float(accs[-1]),
-        "diverged": float(diverged_step is not None),
-        "diverged_step": float("nan") if diverged_step is None else float(diverged_step),
-        "diverged_layer": float("nan") if diverged_layer is None else float(diverged_layer),
-    }
-    summary |= _gradcheck_summary(report)
-    return StudyResult("train", summary, profile, spread, arrays, report)
+    return log.result(report)
 
 
-def run_study(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
-    return run_init(cfg, progress) if cfg.mode == "init" else run_train(cfg, progress)
+class _TrainLog:
+    """What training measured, step by step; ``result`` turns it into a ``StudyResult``."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.accs: list[float] = []
+        self.rows: dict[str, list] = {k: [] for k in STATS}
+        self.hists: dict = {}
+        self.diverged: tuple[int, int] | None = None  # (step, layer)
+
+    def add(self, step: int, stats: dict, loss: float, accuracy: float, hists: dict) -> None:
+        for k in STATS:
+            self.rows[k].append(stats[k])
+        self.hists = hists
+        self.losses.append(loss)
+        self.accs.append(accuracy)
+        self.steps.append(step)  # last: a row counts once its step is recorded
+
+    def result(self, report: GradcheckReport | None) -> StudyResult:
+        n = len(self.steps)
+        arrays = {k: np.array(v[:n]) for k, v in self.rows.items()}
+        arrays |= {"steps": np.array(self.steps), "loss": np.array(self.losses[:n]),
+                   "accuracy": np.array(self.accs[:n])}  # fmt: skip
+        arrays |= {"hist_edges": HIST_EDGES} | {f"hist_{k}": v for k, v in self.hists.items()}
+        profile = {k: arrays[k][-1] for k in STATS}
+        spread = {k: np.zeros_like(v) for k, v in profile.items()}
+        step, layer = self.diverged or (None, None)
+        summary = _norm_summary(arrays["grad_W"][0], arrays["grad_h"][0]) | {
+            "final_loss": float(arrays["loss"][-1]),
+            "final_accuracy": float(arrays["accuracy"][-1]),
+            "diverged": float(step is not None),
+            "diverged_step": float("nan") if step is None else float(step),
+            "diverged_layer": float("nan") if layer is None else float(layer),
+        }
+        summary |= _gradcheck_summary(report)
+        return StudyResult("train", summary, profile, spread, arrays, report)
+
+
+def run_study(cfg: StudyConfig, progress: Progress | None = None, on_log: OnLog | None = None) -> StudyResult:
+    """One job's numbers; ``on_log`` sees each training step's statistics as they are measured."""
+    return run_init(cfg, progress) if cfg.mode == "init" else run_train(cfg, progress, on_log)

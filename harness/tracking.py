@@ -4,138 +4,377 @@ help does not pay ~1.5 s for it).
 Runs are created with ``MlflowClient.create_run`` and an explicit experiment id; a child names its
 parent with the ``mlflow.parentRunId`` tag. No fluent ``mlflow.start_run`` state is used, so runs
 cannot land in the wrong experiment or reopen the parent, whichever process or launcher starts them.
+
+Every run carries its liveness: ``harness.host``, ``harness.pid`` (+ ``harness.pid_start``) and a
+heartbeat tag ``harness.heartbeat`` rewritten every ``harness.heartbeat_s`` seconds by a thread. A
+RUNNING run whose process is gone (same host) or whose heartbeat is stale (any host) is lost:
+``mark_lost`` ends it FAILED with a ``harness.lost`` tag. Writes run inside ``processes.deferred()``,
+so a signal never cuts one in half.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
 import re
+import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness import processes
+
 MLRUNS = "mlruns"
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100  # MLflow's per-call limits of log_batch
+MIN_FREE_MB = 64  # a SQLite store on a disk with less free space is refused before any run
+HEARTBEAT_SECONDS = 30.0
+LOST_AFTER = 3  # heartbeats missed before a run on another host counts as lost
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used: one line naming it and what to do."""
+
+
+def first_line(err: BaseException) -> str:
+    """An exception as one short line (SQLAlchemy's carry the SQL on further lines)."""
+    lines = str(err).strip().splitlines() or [""]
+    driver = [line for line in lines if re.match(r"\((\w+\.)*\w+Error\) ", line)]  # SQLAlchemy's
+    return f"{type(err).__name__}: {(driver or lines)[0][:300]}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores)."""
+    match = re.match(r"sqlite:///(.*)$", uri)
+    return Path(match.group(1)) if match and match.group(1) != ":memory:" else None
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """For a SQLite store, an exclusive lock on ``<db>.lock``: one process at a time creates or migrates
+    the database and creates experiments (MLflow's own creation races otherwise)."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    with open(f"{db}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def check_store(uri: str) -> None:
+    """Refuse, in a second, a SQLite store whose folder cannot be written or whose disk is full (MLflow
+    would retry for minutes)."""
+    db = sqlite_path(uri)
+    if db is None:
+        return
+    folder = db.parent
+    what = f"tracking store {uri}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".harness-probe-") as probe:
+            probe.write(b"\0" * 65536)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        raise StoreError(
+            f"{what}: cannot write in {folder} ({err.strerror}); make the folder writable or choose "
+            "another store with tracking.uri=sqlite:////path/to/mlflow.db"
+        ) from None
+    if db.exists() and not os.access(db, os.W_OK):
+        raise StoreError(f"{what}: {db} is read-only; make it writable or choose another tracking.uri")
+    free = shutil.disk_usage(folder).free / 2**20
+    if free < MIN_FREE_MB:
+        raise StoreError(
+            f"{what}: only {free:.0f} MB free on the disk of {folder} (needs {MIN_FREE_MB} MB); "
+            "free some space or choose another tracking.uri"
+        )
 
 
 def resolve_uri(uri: str | None, cwd: str | Path) -> str:
     """The tracking URI with any SQLite path made absolute: config, else $MLFLOW_TRACKING_URI, else
     ``sqlite:///<cwd>/mlruns/mlflow.db``."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{MLRUNS}/mlflow.db"
-    match = re.match(r"sqlite:///(.*)$", uri)
-    if match and not match.group(1).startswith("/") and match.group(1) != ":memory:":
-        uri = f"sqlite:///{(Path(cwd) / match.group(1)).resolve()}"
-    if match:
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_path(uri)
+    if db is not None and not db.is_absolute():
+        uri = f"sqlite:///{(Path(cwd) / db).resolve()}"
     return uri
 
 
 def default_artifact_location(uri: str, experiment: str) -> str | None:
     """For a SQLite store: ``<folder of the .db>/<experiment>`` (absolute). Else the server decides."""
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_path(uri)
+    if db is None:
         return None
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
-    return (Path(uri[len("sqlite:///") :]).parent / slug).resolve().as_uri()
+    return (db.parent / slug).resolve().as_uri()
 
 
 def client(uri: str):  # noqa: ANN201 - MlflowClient, imported lazily
     from mlflow.tracking import MlflowClient
 
+    # a failed write is reported once, as one line (StoreError), not as MLflow's logged SQL and traceback
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     return MlflowClient(tracking_uri=uri)
 
 
+def _local_folder(location: str) -> Path | None:
+    return Path(location[len("file://") :]) if location.startswith("file://") else None
+
+
 def prepare(uri: str, experiment: str) -> str:
-    """Create the store (tables) and the experiment once, in the launching process; its id."""
+    """Create the store (tables) and the experiment once, under a lock; its id. An experiment whose
+    artifact folder is gone (the project folder moved) is reported, not recreated elsewhere."""
     c = client(uri)
-    c.search_experiments(max_results=1)  # creates the database and its tables
-    found = c.get_experiment_by_name(experiment)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            raise RuntimeError(
-                f"experiment {experiment!r} is deleted in {uri}; restore it in the UI or choose "
-                "another study name (study=...)"
-            )
-        return found.experiment_id
-    try:
-        return c.create_experiment(experiment, artifact_location=default_artifact_location(uri, experiment))
-    except Exception:  # created meanwhile by another process
+    with _store_lock(uri):
+        c.search_experiments(max_results=1)  # creates the database and its tables
         found = c.get_experiment_by_name(experiment)
         if found is None:
-            raise
-        return found.experiment_id
+            try:
+                experiment_id = c.create_experiment(
+                    experiment, artifact_location=default_artifact_location(uri, experiment)
+                )
+            except Exception:  # created meanwhile by another process (server stores)
+                found = c.get_experiment_by_name(experiment)
+                if found is None:
+                    raise
+            else:
+                folder = _local_folder(c.get_experiment(experiment_id).artifact_location)
+                if folder is not None:
+                    folder.mkdir(parents=True, exist_ok=True)
+                return experiment_id
+    if found.lifecycle_stage == "deleted":
+        raise StoreError(
+            f"experiment {experiment!r} is deleted in {uri}; restore it in the UI or choose "
+            "another study name (study=...)"
+        )
+    folder = _local_folder(found.artifact_location)
+    if folder is not None and not folder.is_dir():
+        if c.search_runs([found.experiment_id], max_results=1, run_view_type=3):  # ALL: any run
+            here = _local_folder(default_artifact_location(uri, experiment) or "")
+            hint = f"ln -s {here} {folder}" if here and here.is_dir() else f"restore {folder}"
+            raise StoreError(
+                f"experiment {experiment!r} keeps its artifacts in {folder}, which does not exist (was the "
+                f"project folder moved?); move it back, or: {hint}"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+    return found.experiment_id
 
 
 class Run:
-    """One MLflow run, written through batched calls."""
+    """One MLflow run, written through batched calls. ``stream`` buffers metric rows and writes them at
+    most every ``flush_seconds``; ``seconds`` is the time spent writing."""
 
-    def __init__(self, uri: str, run_id: str) -> None:
+    def __init__(self, uri: str, run_id: str, flush_seconds: float = 2.0) -> None:
         self.uri, self.run_id, self._client = uri, run_id, client(uri)
+        self.flush_seconds, self.seconds, self.rows = flush_seconds, 0.0, 0
+        self._buffer: list[tuple[str, float, int]] = []
+        self._last_flush = time.monotonic()
+        self._beat: threading.Event | None = None
 
     @classmethod
     def start(
-        cls, uri: str, experiment_id: str, name: str, tags: dict[str, str], parent_id: str | None = None
-    ) -> Run:
-        tags = dict(tags)
+        cls, uri: str, experiment_id: str, name: str, tags: dict[str, str], parent_id: str | None = None,
+        heartbeat: float = HEARTBEAT_SECONDS, flush_seconds: float = 2.0,
+    ) -> Run:  # fmt: skip
+        """Create the run (all its tags in the one call) and start its heartbeat."""
+        tags = dict(tags) | liveness_tags(heartbeat)
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
-        run = client(uri).create_run(experiment_id, run_name=name, tags=tags)
-        return cls(uri, run.info.run_id)
+        try:
+            with processes.deferred():
+                run = client(uri).create_run(experiment_id, run_name=name, tags=tags)
+        except Exception as err:
+            raise StoreError(f"store {uri} could not create run {name!r}: {first_line(err)}") from None
+        self = cls(uri, run.info.run_id, flush_seconds)
+        self.start_heartbeat(heartbeat)
+        return self
+
+    def start_heartbeat(self, seconds: float) -> None:
+        """Rewrite ``harness.heartbeat`` every ``seconds`` from a thread until the run ends."""
+        stop = self._beat = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(seconds):
+                with contextlib.suppress(Exception):  # a missed beat is retried at the next one
+                    self._client.set_tag(self.run_id, "harness.heartbeat", f"{time.time():.0f}")
+
+        threading.Thread(target=beat, name=f"harness-heartbeat-{self.run_id[:8]}", daemon=True).start()
+
+    def _write(self, **batch: list) -> None:
+        self._call(self._client.log_batch, **batch)
+
+    def _call(self, write: Any, *args: Any, **kwargs: Any) -> None:
+        """One write, timed, never cut by a signal; a store failure becomes one ``StoreError`` line."""
+        clock = time.perf_counter()
+        try:
+            with processes.deferred():
+                write(self.run_id, *args, **kwargs)
+        except Exception as err:
+            raise StoreError(
+                f"store {self.uri} refused a write to run {self.run_id}: {first_line(err)}"
+            ) from None
+        finally:
+            self.seconds += time.perf_counter() - clock
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
         items = [Param(k, "null" if v is None else str(v)) for k, v in params.items()]
         for i in range(0, len(items), MAX_PARAMS):
-            self._client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS])
+            self._write(params=items[i : i + MAX_PARAMS])
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
         items = [RunTag(k, str(v)) for k, v in tags.items()]
         for i in range(0, len(items), MAX_TAGS):
-            self._client.log_batch(self.run_id, tags=items[i : i + MAX_TAGS])
+            self._write(tags=items[i : i + MAX_TAGS])
 
     def log_metrics(self, metrics: list[tuple[str, float, int]]) -> None:
         """(key, value, step) triples, 1,000 per call. NaN is kept (MLflow stores it)."""
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, int(s)) for k, v, s in metrics]
         for i in range(0, len(items), MAX_METRICS):
-            self._client.log_batch(self.run_id, metrics=items[i : i + MAX_METRICS])
+            self._write(metrics=items[i : i + MAX_METRICS])
+        self.rows += len(items)
+
+    def stream(self, metrics: list[tuple[str, float, int]]) -> None:
+        """Buffer rows; write them when ``flush_seconds`` have passed since the last write."""
+        self._buffer += metrics
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered row (the buffer is emptied only once they are written)."""
+        with processes.deferred():
+            if self._buffer:
+                self.log_metrics(self._buffer)
+                self._buffer = []
+            self._last_flush = time.monotonic()
 
     def log_figure(self, figure: Any, path: str) -> None:
-        self._client.log_figure(self.run_id, figure, path)
+        self._call(self._client.log_figure, figure, path)
 
     def log_arrays(self, arrays: dict[str, np.ndarray], path: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / Path(path).name
             np.savez_compressed(file, **arrays)
-            self._client.log_artifact(self.run_id, str(file), str(Path(path).parent))
+            self._call(self._client.log_artifact, str(file), str(Path(path).parent))
 
     def log_text(self, text: str, path: str) -> None:
-        self._client.log_text(self.run_id, text, path)
+        self._call(self._client.log_text, text, path)
 
     def log_dir(self, local: str | Path, path: str) -> None:
         if Path(local).is_dir():
-            self._client.log_artifacts(self.run_id, str(local), path)
+            self._call(self._client.log_artifacts, str(local), path)
 
     def end(self, status: str = "FINISHED") -> None:
-        self._client.set_terminated(self.run_id, status)
+        """Write what is buffered, stop the heartbeat, set the status."""
+        if self._beat is not None:
+            self._beat.set()
+        with processes.deferred():
+            self.flush()
+            self._call(self._client.set_terminated, status)
 
 
-def child_statuses(uri: str, experiment_id: str, parent_id: str) -> dict[str, str]:
-    """run id -> status of the parent's children."""
+def liveness_tags(heartbeat: float) -> dict[str, str]:
+    """Who runs this run, and how often it says it is alive."""
+    pid = os.getpid()
+    return {"harness.host": processes.host(), "harness.pid": str(pid),
+            "harness.pid_start": processes.start_time(pid), "harness.heartbeat_s": f"{heartbeat:g}",
+            "harness.heartbeat": f"{time.time():.0f}"}  # fmt: skip
+
+
+def lost_reason(tags: dict[str, str], now: float, here: str) -> str | None:
+    """Why a RUNNING run is lost (None if it may still be alive): its process on this host is gone, or
+    it missed ``LOST_AFTER`` heartbeats. Runs without liveness tags are not the harness's."""
+    if "harness.heartbeat_s" not in tags:
+        return None
+    who = f"process {tags.get('harness.pid')} on {tags.get('harness.host')}"
+    if tags.get("harness.host") == here and tags.get("harness.pid", "").isdigit():
+        if not processes.alive(int(tags["harness.pid"]), tags.get("harness.pid_start", "")):
+            return f"{who} is gone"
+        return None
+    last = float(tags.get("harness.heartbeat", 0))
+    if now - last > LOST_AFTER * float(tags["harness.heartbeat_s"]) + 10:
+        return f"no heartbeat from {who} since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(last))}"
+    return None
+
+
+def mark_lost(uri: str, experiment_id: str) -> list[str]:
+    """End FAILED every RUNNING run of the experiment that is lost, with a ``harness.lost`` tag; their ids."""
+    c = client(uri)
+    running = c.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=50000)
+    lost, now, here = [], time.time(), processes.host()
+    for r in running:
+        reason = lost_reason(r.data.tags, now, here)
+        if reason:
+            with processes.deferred():
+                c.set_tag(r.info.run_id, "harness.lost", f"{reason}; marked FAILED by a later launch")
+                c.set_terminated(r.info.run_id, "FAILED")
+            lost.append(r.info.run_id)
+    return lost
+
+
+def children(uri: str, experiment_id: str, parent_id: str) -> list:
+    """The parent's child runs (MLflow ``Run`` entities), oldest first."""
     runs = client(uri).search_runs(
-        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=50000
-    )
-    return {r.info.run_id: r.info.status for r in runs}
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=50000,
+        order_by=["attributes.start_time ASC"],
+    )  # fmt: skip
+    return list(runs)
+
+
+def sweeps(uri: str, experiment_id: str) -> list:
+    """The experiment's sweep parents, newest first."""
+    runs = client(uri).search_runs(
+        [experiment_id], filter_string="tags.`harness.kind` = 'sweep'", max_results=50000,
+        order_by=["attributes.start_time DESC"],
+    )  # fmt: skip
+    return list(runs)
+
+
+def get_run(uri: str, run_id: str):  # noqa: ANN201 - an MLflow Run, or None
+    try:
+        return client(uri).get_run(run_id)
+    except Exception:
+        return None
+
+
+def reopen(uri: str, run_id: str, tags: dict[str, str], heartbeat: float = HEARTBEAT_SECONDS) -> Run:
+    """Set an ended run RUNNING again (resume), owned by this process: new liveness tags, a heartbeat."""
+    run = Run(uri, run_id)
+    with processes.deferred():
+        run._client.update_run(run_id, status="RUNNING")
+        with contextlib.suppress(Exception):  # it was lost once; it is alive again
+            run._client.delete_tag(run_id, "harness.lost")
+    run.set_tags(tags | liveness_tags(heartbeat))
+    run.start_heartbeat(heartbeat)
+    return run
+
+
+def finished_child(uri: str, experiment_id: str, parent_id: str, config_hash: str) -> str | None:
+    """The id of a FINISHED child of ``parent_id`` with this config hash, if one exists."""
+    runs = client(uri).search_runs(
+        [experiment_id], max_results=1,
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.`harness.config_hash` = "
+        f"'{config_hash}' and attributes.status = 'FINISHED'",
+    )  # fmt: skip
+    return runs[0].info.run_id if runs else None
 
 
 def ui_hint(uri: str) -> str:

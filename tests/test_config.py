@@ -75,11 +75,11 @@ def test_experiments_sweep_what_they_say():
         cfg = compose("config", overrides=["experiment=vanishing_sweep"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
     assert set(params) == {"model.depth", "model.activation", "model.init_scale", "model.skip"}
-    assert validate_command(["experiment=vanishing_sweep"]) == 2 * 3 * 3 * 2
+    assert validate_command(["experiment=vanishing_sweep"])[0] == 2 * 3 * 3 * 2
 
 
 def test_command_validation_counts_jobs_and_names_bad_keys():
-    assert validate_command(["-m", "model.depth=3,5", "model.skip=false,true", "debug=default"]) == 4
+    assert validate_command(["-m", "model.depth=3,5", "model.skip=false,true", "debug=default"])[0] == 4
     with pytest.raises(ConfigError, match=r"^model\.width: got -4; allowed: an integer > 0$"):
         validate_command(["-m", "model.width=8,-4"])
     with pytest.raises(ConfigError, match=r"^model\.depht: unknown key; allowed keys: model\.depth"):

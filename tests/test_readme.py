@@ -27,7 +27,7 @@ def test_readme_harness_commands_validate():
     assert len(commands) >= 6
     for command in commands:
         argv = shlex.split(command)[1:]
-        assert validate_command(argv) >= 1, command
+        assert validate_command(argv)[0] >= 1, command
 
 
 def test_readme_gallery_names_shipped_figures():
