@@ -302,6 +302,7 @@ def _sweep_job(config: StudyConfig, hc: object, tags: dict, common: dict) -> Non
     except KeyboardInterrupt as stop:
         if worker:  # recorded by execute; a worker ends here, the launcher has its own handler
             sys.stderr.flush()
+            processes.linger()
             os._exit(processes.exit_code(stop))
         raise
     except Exception as err:  # not even the child run could be created: the parent counts it missing

@@ -160,9 +160,9 @@ def _catches(pid: int, signum: int) -> bool:
 
 def stop_children(signum: int, grace: float = GRACE_SECONDS) -> list[int]:
     """Send ``signum`` to every process below this one that handles it (workers running a job), wait up
-    to ``grace`` seconds for them to record their runs and exit, then SIGKILL the rest. Helpers that do
-    not handle it (idle pool workers, joblib's resource tracker) are left to the pool, which ends them.
-    The PIDs killed."""
+    to ``grace`` seconds until each has recorded its run (it then exits, or stops handling the signal and
+    ``linger``s), then SIGKILL the rest. Helpers that do not handle it (idle pool workers, joblib's
+    resource tracker) are left to the pool, which ends them. The PIDs killed."""
     waiting = []
     for pid in descendants(os.getpid()):
         if _catches(pid, signum):
@@ -171,12 +171,22 @@ def stop_children(signum: int, grace: float = GRACE_SECONDS) -> list[int]:
                 waiting.append(pid)
     deadline = time.monotonic() + grace
     while waiting and time.monotonic() < deadline:
-        waiting = [p for p in waiting if alive(p)]
+        waiting = [p for p in waiting if alive(p) and _catches(p, signum)]
         time.sleep(0.05)
     for pid in waiting:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return waiting
+
+
+def linger(grace: float = GRACE_SECONDS) -> None:
+    """In a worker that has recorded its run: wait for the launcher to end the pool (it kills its workers
+    once all have recorded; a worker that exits first makes some pools kill the others mid-record), at
+    most ``grace`` seconds, and not at all once the launcher is gone."""
+    uninstall()
+    parent, deadline = os.getppid(), time.monotonic() + grace
+    while os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def watch_parent(interval: float = 1.0) -> None:

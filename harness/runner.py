@@ -186,8 +186,9 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
             run.log_dir(Path(ctx.output_dir) / ".hydra", "hydra")
 
         def on_log(step: int, stats: dict, loss: float, accuracy: float) -> None:
-            run.stream(series_rows(step, stats, loss, accuracy, picks))
-            streamed[0] = step
+            with processes.deferred():  # rows handed over and the step noted, or neither
+                run.stream(series_rows(step, stats, loss, accuracy, picks))
+                streamed[0] = step
 
         clock, before = time.perf_counter(), run.seconds
         result = run_study(config, progress_printer(ctx.run_name), on_log)

@@ -136,9 +136,9 @@ def _local_folder(location: str) -> Path | None:
 def prepare(uri: str, experiment: str) -> str:
     """Create the store (tables) and the experiment once, under a lock; its id. An experiment whose
     artifact folder is gone (the project folder moved) is reported, not recreated elsewhere."""
-    c = client(uri)
     with _store_lock(uri):
-        c.search_experiments(max_results=1)  # creates the database and its tables
+        c = client(uri)  # a SQLite store creates and migrates its tables here
+        c.search_experiments(max_results=1)
         found = c.get_experiment_by_name(experiment)
         if found is None:
             try:
