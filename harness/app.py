@@ -39,6 +39,7 @@ from harness.config import (
     parse_config,
 )
 from harness.data import check_data_file
+from harness.tracking import StoreError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 MAX_COMBINATIONS = 512  # beyond this, each swept value is validated on its own
@@ -453,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
                 STATE["resume_id"] = _resume_sweep(config.resume, without_resume(task_words(argv)))
             elif not _resume_single(config.resume, config):
                 return
-    except (ConfigError, RuntimeError) as err:  # bad input, or a store that cannot be used
+    except (ConfigError, StoreError) as err:  # bad input, or a store that cannot be used
         print(f"harness: error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as stop:

@@ -90,7 +90,7 @@ def _check_finite(path: Path, name: str, a: np.ndarray, csv: bool) -> None:
             row, col = divmod(int(bad[0]), a.shape[1])
             where = f"row {row + 1}, column {col + 1}"
         else:
-            where = f"array {name!r} at {np.unravel_index(int(bad[0]), a.shape)}"
+            where = f"array {name!r} at {tuple(int(i) for i in np.unravel_index(int(bad[0]), a.shape))}"
         value = a.reshape(-1)[bad[0]]
         raise ConfigError(
             f"data.path: {path} {where}: {value} ({bad.size} such cells); allowed: finite numbers"

@@ -28,6 +28,7 @@ from harness.figures import (
     table,
     write_csv,
 )
+from harness.tracking import StoreError
 
 FIGURE_DIR = CONF_DIR / "figure"
 FIGURE_EXPERIMENT = "figures"
@@ -94,6 +95,7 @@ def build(name: str, uri: str | None = None, out: str | Path = "figures", cwd: P
     spec, jobs = prepare_jobs(name)
     name = spec.name
     uri = tracking.resolve_uri(uri, cwd)
+    tracking.check_store(uri)
     experiment_id = tracking.prepare(uri, spec.study)
     ran = 0
     for i, job in enumerate(jobs, 1):
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         built = build(args.name, args.uri, args.out)
-    except ConfigError as err:
+    except (ConfigError, StoreError) as err:  # bad input, or a store that cannot be used
         print(f"harness-figure: error: {err}", file=sys.stderr)
         sys.exit(2)
     from harness import tracking

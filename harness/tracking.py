@@ -65,6 +65,7 @@ def _store_lock(uri: str) -> Iterator[None]:
     if db is None:
         yield
         return
+    db.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{db}.lock", "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:

@@ -95,7 +95,18 @@ def test_config_hash_ignores_tracking_and_the_study_label():
     b = parse_config(_compose(["tracking.max_layers=4", "tracking.figures=false"]))
     c = parse_config(_compose(["model.depth=5"]))
     d = parse_config(_compose(["study=another_label"]))
-    assert config_hash(a) == config_hash(b) == config_hash(d) != config_hash(c)
+    e = parse_config(_compose(["resume=true", "tracking.flush_seconds=0.5"]))
+    assert config_hash(a) == config_hash(b) == config_hash(d) == config_hash(e) != config_hash(c)
+
+
+def test_resume_takes_true_false_or_a_run_id():
+    assert parse_config(_compose([])).resume is False
+    assert parse_config(_compose(["resume=true"])).resume is True
+    assert parse_config(_compose(["resume=0a1b2c3d4e5f"])).resume == "0a1b2c3d4e5f"
+    with pytest.raises(ConfigError, match="resume: got 12; allowed: true or false or a string"):
+        parse_config(_compose(["resume=12"]))
+    with pytest.raises(ConfigError, match="tracking.heartbeat_seconds: got 0.0; allowed: a finite number > 0"):
+        parse_config(_compose(["tracking.heartbeat_seconds=0"]))
 
 
 def test_run_names_from_swept_values():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from harness.config import ConfigError, DataConfig
-from harness.data import load_data
+from harness.data import check_data_file, load_data
 
 
 def _load(seed=0, **kw):
@@ -57,3 +57,35 @@ def test_digits_when_scikit_learn_is_installed():
     d = _load(name="digits", test_fraction=0.25)
     assert d.classes == 10 and d.input_dim == 64 and len(d.x_train) + len(d.x_test) == 1797
     assert d.x_train.min() >= 0 and d.x_train.max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1,2,0\n3,x,1\n", "row 2, column 2: 'x' is not a number"),
+        ("1,2,0\n3,,1\n", "row 2, column 2: '' is not a number"),
+        ("1,2,0\n3,4\n", "row 2: 2 columns where the rows above have 3"),
+        ("1,2,0\n3,4,1\n5,nan,0\n", "row 3, column 2: nan (1 such cells); allowed: finite numbers"),
+        ("1,inf,0\n3,4,-inf\n", "row 1, column 2: inf (2 such cells); allowed: finite numbers"),
+    ],
+)
+def test_a_bad_csv_names_the_file_the_row_and_the_column(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        check_data_file(str(path))
+    assert str(err.value).startswith(f"data.path: {path} {message}")
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="row"):  # the job's own loading says the same
+        _load(name="file", path=str(path))
+
+
+def test_a_bad_npz_names_the_array_and_the_entry(tmp_path):
+    x = np.zeros((4, 2))
+    x[2, 1] = np.nan
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(4))
+    with pytest.raises(ConfigError, match=r"array 'x' at \(2, 1\): nan"):
+        check_data_file(str(tmp_path / "d.npz"))
+    np.savez(tmp_path / "t.npz", x=np.array([["a", "b"]] * 4), y=np.zeros(4))
+    with pytest.raises(ConfigError, match="array 'x' holds <U1; allowed: real numbers"):
+        check_data_file(str(tmp_path / "t.npz"))

@@ -54,3 +54,56 @@ def test_train_series_capped_at_max_layers():
     layers = {k.split("/")[1] for k in keys if k.startswith("layer/")}
     assert layers == {"001", "014", "027", "040"}
     assert not any(k.endswith("act_dead") and k.startswith("layer/") for k in keys)  # all-NaN skipped
+
+
+def test_streamed_rows_reach_the_store_while_the_run_is_running(tmp_path):
+    uri = tracking.resolve_uri(None, tmp_path)
+    run = tracking.Run.start(uri, tracking.prepare(uri, "s"), "r", {}, flush_seconds=0.0)
+    c = tracking.client(uri)
+    run.stream([("loss", 1.0, 0)])
+    assert len(c.get_metric_history(run.run_id, "loss")) == 1  # written, not held until the end
+    run.flush_seconds = 3600.0
+    run.stream([("loss", 2.0, 1)])
+    assert len(c.get_metric_history(run.run_id, "loss")) == 1  # buffered until the interval passes
+    run.end("KILLED")
+    assert [m.step for m in c.get_metric_history(run.run_id, "loss")] == [0, 1]  # end writes the buffer
+    assert c.get_run(run.run_id).info.status == "KILLED" and run.rows == 2
+
+
+def test_a_run_whose_process_is_gone_or_silent_is_lost(tmp_path):
+    import subprocess
+    import time
+
+    uri = tracking.resolve_uri(None, tmp_path)
+    exp = tracking.prepare(uri, "lost")
+    mine = tracking.Run.start(uri, exp, "alive", {})
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ghost = tracking.Run.start(uri, exp, "dead", {})
+    tracking.client(uri).set_tag(ghost.run_id, "harness.pid", str(dead.pid))
+    far = tracking.Run.start(uri, exp, "elsewhere", {"harness.host": "another-node"}, heartbeat=10)
+    tags = tracking.client(uri).get_run(far.run_id).data.tags
+    assert tags["harness.host"] == tracking.processes.host()  # liveness tags win over what was passed
+    now, here = time.time(), tracking.processes.host()
+    remote = tags | {"harness.host": "another-node"}
+    assert tracking.lost_reason(remote, now + 10, here) is None  # one beat late: still alive
+    stale = tracking.lost_reason(remote, now + tracking.LOST_AFTER * 10 + 11, here)
+    assert stale.startswith(f"no heartbeat from process {tags['harness.pid']} on another-node since")
+    assert tracking.lost_reason({"mlflow.runName": "not ours"}, now + 1e6, here) is None
+    assert tracking.mark_lost(uri, exp) == [ghost.run_id]  # only the one whose process is gone
+    gone = tracking.client(uri).get_run(ghost.run_id)
+    assert gone.info.status == "FAILED" and "is gone" in gone.data.tags["harness.lost"]
+    assert tracking.client(uri).get_run(mine.run_id).info.status == "RUNNING"
+    mine.end()
+    far.end()
+
+
+def test_check_store_refuses_a_folder_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    uri = f"sqlite:///{tmp_path}/file/mlflow.db"
+    try:
+        tracking.check_store(uri)
+    except tracking.StoreError as err:
+        assert str(err).startswith(f"tracking store {uri}: cannot write in {tmp_path}/file")
+    else:
+        raise AssertionError("a store under a file was accepted")
