@@ -303,7 +303,8 @@ def _sweep_job(config: StudyConfig, hc: object, tags: dict, common: dict) -> Non
     except KeyboardInterrupt as stop:
         if worker:  # recorded by execute; a worker ends here, the launcher has its own handler
             sys.stderr.flush()
-            processes.linger()
+            launcher = info["launcher"][1] if info["launcher"][0] == processes.host() else None
+            processes.linger(launcher)
             os._exit(processes.exit_code(stop))
         raise
     except Exception as err:  # not even the child run could be created: the parent counts it missing
@@ -427,7 +428,7 @@ def _resume_single(value: bool | str, config: StudyConfig) -> bool:
     return True
 
 
-def _stop_line(stop: BaseException, argv: list[str], multirun: bool) -> str:
+def _stop_line(stop: BaseException, argv: list[str]) -> str:
     what = STATE.get("summary") or "what was measured is kept (see above)"
     words = [a for a in argv if a.split("=", 1)[0].lstrip("+~") != "resume"]
     again = "harness " + " ".join(shlex.quote(a) for a in words) + " resume=true"
@@ -464,7 +465,7 @@ def main(argv: list[str] | None = None) -> None:
         _job()
     except KeyboardInterrupt as stop:
         end_parent(stop)
-        processes.say(_stop_line(stop, argv, multirun))
+        processes.say(_stop_line(stop, argv))
         sys.exit(processes.exit_code(stop))
     finally:
         end_parent(crashed=True)  # a no-op when on_multirun_end has ended it

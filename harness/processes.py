@@ -85,11 +85,6 @@ def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def received() -> int | None:
-    """The signal this process is stopping for, if any."""
-    return _state["received"]
-
-
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Hold a signal back until the block ends, then raise it."""
@@ -179,13 +174,13 @@ def stop_children(signum: int, grace: float = GRACE_SECONDS) -> list[int]:
     return waiting
 
 
-def linger(grace: float = GRACE_SECONDS) -> None:
-    """In a worker that has recorded its run: wait for the launcher to end the pool (it kills its workers
-    once all have recorded; a worker that exits first makes some pools kill the others mid-record), at
-    most ``grace`` seconds, and not at all once the launcher is gone."""
+def linger(launcher: int | None, grace: float = GRACE_SECONDS) -> None:
+    """In a worker that has recorded its run: wait for its ``launcher`` (a PID, this process's parent) to
+    end the pool (it kills its workers once all have recorded; a worker that exits first makes some pools
+    kill the others mid-record), at most ``grace`` seconds, and not at all once the launcher is gone."""
     uninstall()
-    parent, deadline = os.getppid(), time.monotonic() + grace
-    while os.getppid() == parent and time.monotonic() < deadline:
+    deadline = time.monotonic() + grace
+    while launcher is not None and os.getppid() == launcher and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

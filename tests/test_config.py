@@ -105,7 +105,8 @@ def test_resume_takes_true_false_or_a_run_id():
     assert parse_config(_compose(["resume=0a1b2c3d4e5f"])).resume == "0a1b2c3d4e5f"
     with pytest.raises(ConfigError, match="resume: got 12; allowed: true or false or a string"):
         parse_config(_compose(["resume=12"]))
-    with pytest.raises(ConfigError, match="tracking.heartbeat_seconds: got 0.0; allowed: a finite number > 0"):
+    message = "tracking.heartbeat_seconds: got 0.0; allowed: a finite number > 0"
+    with pytest.raises(ConfigError, match=message):
         parse_config(_compose(["tracking.heartbeat_seconds=0"]))
 
 
