@@ -128,6 +128,7 @@ def validate_command(argv: list[str]) -> tuple[int, StudyConfig]:
             sweeps[o.input_line.split("=", 1)[0]] = values
         else:
             fixed.append(o.input_line)
+    _check_launcher(fixed)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         first = fixed + [f"{k}={v[0]}" for k, v in sweeps.items()]
         try:
@@ -152,6 +153,28 @@ def validate_command(argv: list[str]) -> tuple[int, StudyConfig]:
                 combos += [tuple(x if j == i else sweeps[k][0] for j, k in enumerate(keys)) for x in vals[1:]]
         first_config = _validate_combinations(fixed, keys, combos)
     return total, first_config
+
+
+LAUNCHER_PLUGINS = {  # launcher= choice: (Hydra plugin module, the extra that installs it)
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", None),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
+}
+
+
+def _check_launcher(fixed: list[str]) -> None:
+    """One line naming the extra when the chosen launcher's Hydra plugin is not installed."""
+    import importlib.util
+
+    for word in fixed:
+        key, _, value = word.partition("=")
+        if key.lstrip("+") in ("launcher", "hydra/launcher"):
+            value = {"submitit_slurm": "slurm"}.get(value, value)
+            module, extra = LAUNCHER_PLUGINS.get(value, (None, None))
+            if module and importlib.util.find_spec(module) is None:
+                how = f'pip install -e ".[{extra}]"' if extra else f"pip install {module.split('.')[1]}"
+                raise ConfigError(f"launcher={value} needs Hydra's {module.split('.')[1]} plugin: {how}")
 
 
 def _is_value_key(key: str) -> bool:
@@ -435,6 +458,14 @@ def _stop_line(stop: BaseException, argv: list[str]) -> str:
     return f"harness: stopped by {processes.signal_name(stop)}: {what}; resume with: {again}"
 
 
+def _on_signal(signum: int) -> None:
+    """In the launching process: stop the jobs it started (local workers; submitted SLURM jobs)."""
+    processes.stop_children(signum)
+    launchers = sys.modules.get("hydra_plugins.harness_launchers.launchers")
+    if launchers is not None:
+        launchers.cancel(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: validate, prepare the store, then hand over to Hydra. SIGINT, SIGTERM and
     SIGHUP end the running job KILLED (keeping what it measured) and the sweep's parent, and exit with
@@ -445,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         _job()
         return
     multirun = "-m" in argv or "--multirun" in argv
-    processes.install(on_signal=processes.stop_children)
+    processes.install(on_signal=_on_signal)
     try:
         jobs, config = validate_command(argv)
         _prepare_store(config)

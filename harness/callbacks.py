@@ -98,6 +98,11 @@ class SweepCallback(Callback):
                 "launcher": [processes.host(), os.getpid()]}  # fmt: skip
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{SWEEP_ENV}='{encode(info)}'")
+            # the folder as resolved here: jobs that compose their config again elsewhere (submitit)
+            # would resolve ${now:} and the uid anew
+            sweep_dir = Path(cwd, str(config.hydra.sweep.dir)).resolve()
+            config.hydra.sweep.dir = str(sweep_dir)
+            config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{sweep_dir}'")
         os.environ[SWEEP_ENV] = encode(info)  # jobs of the basic launcher run in this process
         STATE.update(info, parent=parent, launched=launched, ended=False, failed=0)
         verb = "resuming" if STATE.get("resume_id") else "sweep:"

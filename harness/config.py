@@ -188,6 +188,11 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
         if name not in values:
             continue
         tp = hints[name]
+        if values[name] == "???":  # OmegaConf's missing value
+            hint = (
+                " (tracking=server: tracking.uri=http://HOST:PORT)" if prefix + name == "tracking.uri" else ""
+            )
+            raise ConfigError(f"{prefix}{name}: missing; give it on the command line{hint}")
         if dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, values[name], f"{prefix}{name}.")
         else:

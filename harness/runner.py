@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -172,6 +173,9 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
     commit = git_commit(cwd)
     if commit:
         tags["harness.git_commit"] = commit
+    if os.environ.get("SLURM_JOB_ID"):  # which SLURM job ran it: scancel/sacct/the job's log
+        array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        tags["harness.slurm_job"] = f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
     t = config.tracking
     run = tracking.Run.start(ctx.uri, ctx.experiment_id, ctx.run_name, tags, ctx.parent_id,
                              heartbeat=t.heartbeat_seconds, flush_seconds=t.flush_seconds)  # fmt: skip

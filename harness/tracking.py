@@ -77,6 +77,11 @@ def _store_lock(uri: str) -> Iterator[None]:
 def check_store(uri: str) -> None:
     """Refuse, in a second, a SQLite store whose folder cannot be written or whose disk is full (MLflow
     would retry for minutes)."""
+    if re.match(r"[a-z+]+://[^/@]*@", uri):
+        raise StoreError(
+            "tracking.uri must not carry credentials (configs are logged): set MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD in the environment instead"
+        )
     db = sqlite_path(uri)
     if db is None:
         return
@@ -136,7 +141,23 @@ def _local_folder(location: str) -> Path | None:
 
 def prepare(uri: str, experiment: str) -> str:
     """Create the store (tables) and the experiment once, under a lock; its id. An experiment whose
-    artifact folder is gone (the project folder moved) is reported, not recreated elsewhere."""
+    artifact folder is gone (the project folder moved) is reported, not recreated elsewhere. A store
+    that refuses (no server, wrong credentials) is one ``StoreError`` line."""
+    try:
+        return _prepare(uri, experiment)
+    except StoreError:
+        raise
+    except Exception as err:
+        line = first_line(err)
+        if "401" in line or "403" in line:
+            hint = ("the server refused the credentials: set MLFLOW_TRACKING_USERNAME and "
+                    "MLFLOW_TRACKING_PASSWORD to a user of this server")  # fmt: skip
+        else:
+            hint = "is the server running and the address right (tracking.uri)?"
+        raise StoreError(f"store {uri}: {hint} ({line[:200]})") from None
+
+
+def _prepare(uri: str, experiment: str) -> str:
     with _store_lock(uri):
         c = client(uri)  # a SQLite store creates and migrates its tables here
         c.search_experiments(max_results=1)

@@ -41,6 +41,7 @@ def _needs(group, option):
         ("data", "file"): ["loss=mse", f"data.path={Path(__file__).resolve().parent / 'data' / 'tiny.csv'}"],
         ("loss", "mse"): ["data=teacher_student"],
         ("loss", "cross_entropy"): ["data=spirals"],
+        ("tracking", "server"): ["tracking.uri=http://127.0.0.1:5000"],
     }
     return extra.get((group, option), [])
 
@@ -61,6 +62,11 @@ def test_every_shipped_config_composes_and_validates(group, option):
               "gradcheck": config.gradcheck.mode}  # fmt: skip
     if group in chosen:
         assert chosen[group] == option  # the option is the one composed
+
+
+def test_the_server_preset_needs_its_address():
+    with pytest.raises(ConfigError, match=r"^tracking.uri: missing; .*tracking.uri=http://HOST:PORT"):
+        parse_config(_compose(["tracking=server"]))
 
 
 def test_default_config_is_the_documented_study():

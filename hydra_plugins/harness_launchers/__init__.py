@@ -1,0 +1,1 @@
+"""The harness's Hydra launcher plugins (Hydra loads launchers only from the hydra_plugins package)."""
