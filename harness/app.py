@@ -158,6 +158,7 @@ def validate_command(argv: list[str]) -> tuple[int, StudyConfig]:
 LAUNCHER_PLUGINS = {  # launcher= choice: (Hydra plugin module, the extra that installs it)
     "joblib": ("hydra_plugins.hydra_joblib_launcher", None),
     "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
     "ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
 }
@@ -170,7 +171,6 @@ def _check_launcher(fixed: list[str]) -> None:
     for word in fixed:
         key, _, value = word.partition("=")
         if key.lstrip("+") in ("launcher", "hydra/launcher"):
-            value = {"submitit_slurm": "slurm"}.get(value, value)
             module, extra = LAUNCHER_PLUGINS.get(value, (None, None))
             if module and importlib.util.find_spec(module) is None:
                 how = f'pip install -e ".[{extra}]"' if extra else f"pip install {module.split('.')[1]}"

@@ -23,7 +23,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
-from harness import processes
+from harness import processes, tracking
 
 ENDED = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
          "PREEMPTED", "TIMEOUT")  # fmt: skip
@@ -56,7 +56,7 @@ def _outcome(job: Any, num: int, slurm: bool) -> JobReturn:
     ended_at, error = None, None
     while not job.done():
         state = slurm_state(job.job_id) if slurm else None
-        if state and state.split()[0] in ENDED:
+        if state in ENDED:
             ended_at = ended_at or time.monotonic()
             if time.monotonic() - ended_at > 10:  # ended, and no result file came (results() would wait)
                 error = f"no result ({state})"
@@ -66,9 +66,9 @@ def _outcome(job: Any, num: int, slurm: bool) -> JobReturn:
         try:
             return job.results()[0]
         except Exception as err:  # killed, or died: its run says how it ended
-            error = (str(err).strip().splitlines() or [""])[0][:200]
+            error = tracking.first_line(err)
     state = (slurm_state(job.job_id) if slurm else None) or "without a result"
-    processes.say(f"harness: job #{num} (submitit job {job.job_id}) ended {state.split()[0]}: {error}")
+    processes.say(f"harness: job #{num} (submitit job {job.job_id}) ended {state}: {error}")
     ret = JobReturn()
     ret.status, ret.return_value = JobStatus.COMPLETED, None
     return ret
