@@ -170,6 +170,7 @@ def _end(stop: BaseException | None, crashed: bool) -> tuple[str, str]:
     if missing:
         tags["harness.jobs_without_run"] = str(missing)
     parent.set_tags(tags)
+    parent.flush()
     STATE["failed"] = jobs - count["FINISHED"]
     parts = [f"{count['FINISHED']} of {jobs} jobs FINISHED"]
     parts += [f"{count[s]} {s}" for s in ("FAILED", "KILLED") if count[s]]

@@ -194,13 +194,20 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
                 run.stream(series_rows(step, stats, loss, accuracy, picks))
                 streamed[0] = step
 
+        printer = progress_printer(ctx.run_name)
+
+        def on_progress(done: int, total: int) -> None:
+            printer(done, total)
+            with processes.deferred():
+                run.stream([])  # a run longer than flush_seconds shows its params while it runs
+
         clock, before = time.perf_counter(), run.seconds
-        result = run_study(config, progress_printer(ctx.run_name), on_log)
-        run.flush()
+        result = run_study(config, on_progress, on_log)
         study_s = time.perf_counter() - clock - (run.seconds - before)  # streaming is tracking time
         figures_s = _log_result(run, result, config, ctx.run_name, done)
         total = time.perf_counter() - started
         tracking_s = total - study_s - figures_s
+        # time/* go out in the run's last batch, so they cannot count it (nor the status update after it)
         run.log_metrics([("time/study_s", study_s, 0), ("time/figures_s", figures_s, 0),
                          ("time/tracking_s", tracking_s, 0), ("time/total_s", total, 0)])  # fmt: skip
     except KeyboardInterrupt as stop:
@@ -260,7 +267,6 @@ def _record_stop(
 def _record_failure(run: tracking.Run, err: Exception) -> bool:
     """End the run FAILED with the error as a tag; False if the store refused that too."""
     try:
-        run.flush()
         run.set_tags({"harness.error": f"{type(err).__name__}: {err}"[:5000]})
         run.end("FAILED")
     except Exception as again:  # the store itself failed: the next launch marks the run lost

@@ -38,6 +38,8 @@ HEARTBEAT_SECONDS = 30.0
 LOST_AFTER = 3  # heartbeats missed before a run on another host counts as lost
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# else every ended run on a server costs two more requests (get run, get experiment) for a printed link
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 class StoreError(RuntimeError):
@@ -195,15 +197,20 @@ def _prepare(uri: str, experiment: str) -> str:
 
 
 class Run:
-    """One MLflow run, written through batched calls. ``stream`` buffers metric rows and writes them at
-    most every ``flush_seconds``; ``seconds`` is the time spent writing."""
+    """One MLflow run, written in as few calls as MLflow allows: params, tags and metric rows wait in
+    this object and go out together in one ``log_batch`` per flush (MLflow's limits: 1,000 entries,
+    100 params, 100 tags per call). ``stream`` flushes at most every ``flush_seconds``; ``end`` flushes
+    and sets the status. ``seconds`` is the time spent writing, ``rows`` the metric rows written."""
 
     def __init__(self, uri: str, run_id: str, flush_seconds: float = 2.0) -> None:
         self.uri, self.run_id, self._client = uri, run_id, client(uri)
         self.flush_seconds, self.seconds, self.rows = flush_seconds, 0.0, 0
         self._buffer: list[tuple[str, float, int]] = []
+        self._params: dict[str, str] = {}
+        self._tags: dict[str, str] = {}
         self._last_flush = time.monotonic()
         self._beat: threading.Event | None = None
+        self.artifact_uri: str | None = None  # known at creation; else read once, at the first upload
 
     @classmethod
     def start(
@@ -220,6 +227,7 @@ class Run:
         except Exception as err:
             raise StoreError(f"store {uri} could not create run {name!r}: {first_line(err)}") from None
         self = cls(uri, run.info.run_id, flush_seconds)
+        self.artifact_uri = run.info.artifact_uri
         self.start_heartbeat(heartbeat)
         return self
 
@@ -233,9 +241,6 @@ class Run:
                     self._client.set_tag(self.run_id, "harness.heartbeat", f"{time.time():.0f}")
 
         threading.Thread(target=beat, name=f"harness-heartbeat-{self.run_id[:8]}", daemon=True).start()
-
-    def _write(self, **batch: list) -> None:
-        self._call(self._client.log_batch, **batch)
 
     def _call(self, write: Any, *args: Any, **kwargs: Any) -> None:
         """One write, timed, never cut by a signal; a store failure becomes one ``StoreError`` line."""
@@ -251,28 +256,16 @@ class Run:
             self.seconds += time.perf_counter() - clock
 
     def log_params(self, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, "null" if v is None else str(v)) for k, v in params.items()]
-        for i in range(0, len(items), MAX_PARAMS):
-            self._write(params=items[i : i + MAX_PARAMS])
+        """Params (None is written as ``null``), sent with the next flush."""
+        self._params |= {k: "null" if v is None else str(v) for k, v in params.items()}
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
-        for i in range(0, len(items), MAX_TAGS):
-            self._write(tags=items[i : i + MAX_TAGS])
+        """Tags, sent with the next flush."""
+        self._tags |= {k: str(v) for k, v in tags.items()}
 
     def log_metrics(self, metrics: list[tuple[str, float, int]]) -> None:
-        """(key, value, step) triples, 1,000 per call. NaN is kept (MLflow stores it)."""
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, int(s)) for k, v, s in metrics]
-        for i in range(0, len(items), MAX_METRICS):
-            self._write(metrics=items[i : i + MAX_METRICS])
-        self.rows += len(items)
+        """(key, value, step) triples, sent with the next flush. NaN is kept (MLflow stores it)."""
+        self._buffer += metrics
 
     def stream(self, metrics: list[tuple[str, float, int]]) -> None:
         """Buffer rows; write them when ``flush_seconds`` have passed since the last write."""
@@ -281,31 +274,65 @@ class Run:
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered row (the buffer is emptied only once they are written)."""
+        """Write every pending param, tag and row, in as few ``log_batch`` calls as MLflow's limits allow
+        (nothing is dropped from this object before its call succeeded)."""
+        from mlflow.entities import Metric, Param, RunTag
+
         with processes.deferred():
-            if self._buffer:
-                self.log_metrics(self._buffer)
-                self._buffer = []
+            params, tags = list(self._params.items()), list(self._tags.items())
+            now = int(time.time() * 1000)
+            while params or tags or self._buffer:
+                p, t = params[:MAX_PARAMS], tags[:MAX_TAGS]
+                m = self._buffer[: MAX_METRICS - len(p) - len(t)]
+                self._call(
+                    self._client.log_batch,
+                    metrics=[Metric(k, float(v), now, int(s)) for k, v, s in m],
+                    params=[Param(k, v) for k, v in p], tags=[RunTag(k, v) for k, v in t],
+                )  # fmt: skip
+                params, tags, self._buffer = params[len(p) :], tags[len(t) :], self._buffer[len(m) :]
+                self._params, self._tags = dict(params), dict(tags)
+                self.rows += len(m)
             self._last_flush = time.monotonic()
 
-    def log_figure(self, figure: Any, path: str) -> None:
-        self._call(self._client.log_figure, figure, path)
+    def _upload(self, local: str | Path, path: str) -> None:
+        """A file or a folder's files into the run's artifact folder ``path``, straight to its artifact
+        store (MlflowClient would first ask the server for the run's artifact URI, once per run)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    def log_arrays(self, arrays: dict[str, np.ndarray], path: str) -> None:
+        def upload(run_id: str) -> None:
+            if self.artifact_uri is None:
+                self.artifact_uri = self._client.get_run(run_id).info.artifact_uri
+            repo = get_artifact_repository(self.artifact_uri, tracking_uri=self.uri)
+            if Path(local).is_dir():
+                repo.log_artifacts(str(local), path or None)
+            else:
+                repo.log_artifact(str(local), path or None)
+
+        self._call(upload)
+
+    def _upload_as(self, path: str, write: Any) -> None:
+        """``write(file)`` into a temporary file named like ``path``, then upload it there."""
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / Path(path).name
-            np.savez_compressed(file, **arrays)
-            self._call(self._client.log_artifact, str(file), str(Path(path).parent))
+            write(file)
+            parent = str(Path(path).parent)
+            self._upload(file, "" if parent == "." else parent)
+
+    def log_figure(self, figure: Any, path: str) -> None:
+        self._upload_as(path, figure.savefig)
+
+    def log_arrays(self, arrays: dict[str, np.ndarray], path: str) -> None:
+        self._upload_as(path, lambda file: np.savez_compressed(file, **arrays))
 
     def log_text(self, text: str, path: str) -> None:
-        self._call(self._client.log_text, text, path)
+        self._upload_as(path, lambda file: file.write_text(text, encoding="utf-8"))
 
     def log_dir(self, local: str | Path, path: str) -> None:
         if Path(local).is_dir():
-            self._call(self._client.log_artifacts, str(local), path)
+            self._upload(local, path)
 
     def end(self, status: str = "FINISHED") -> None:
-        """Write what is buffered, stop the heartbeat, set the status."""
+        """Write what is pending, stop the heartbeat, set the status (one call more)."""
         if self._beat is not None:
             self._beat.set()
         with processes.deferred():
@@ -385,6 +412,7 @@ def reopen(uri: str, run_id: str, tags: dict[str, str], heartbeat: float = HEART
         with contextlib.suppress(Exception):  # it was lost once; it is alive again
             run._client.delete_tag(run_id, "harness.lost")
     run.set_tags(tags | liveness_tags(heartbeat))
+    run.flush()  # now: a later launch judges the run by these liveness tags
     run.start_heartbeat(heartbeat)
     return run
 
