@@ -328,6 +328,7 @@ def _sweep_job(config: StudyConfig, hc: object, tags: dict, common: dict) -> Non
             sys.stderr.flush()
             launcher = info["launcher"][1] if info["launcher"][0] == processes.host() else None
             processes.linger(launcher)
+            processes.chained(stop)  # SIGUSR2 in a SLURM job: submitit requeues it or ends it
             os._exit(processes.exit_code(stop))
         raise
     except Exception as err:  # not even the child run could be created: the parent counts it missing

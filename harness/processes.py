@@ -8,6 +8,9 @@
   them to record their runs, then kills what is left (``stop_children``). A worker whose launcher
   vanished (kill -9) sends itself SIGTERM (``watch_parent``), so no worker outlives its launcher by more
   than a second or two.
+- Inside a submitit SLURM job, SIGUSR2 (sent ``signal_delay_s`` before the time limit, or on preemption)
+  is a stop too: the run is recorded, then submitit's own handler runs (``chained``), which requeues the
+  job when ``max_num_timeout`` allows it and ends it otherwise.
 - ``alive(pid, started)`` checks a process on this machine, including that the PID was not reused.
 
 Linux only (``/proc``). No MLflow, no Hydra here.
@@ -43,6 +46,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 _state = {"received": None, "deferring": 0, "pending": None, "on_signal": None}
+_chained: dict[int, Callable] = {}  # SIGUSR2's handler from before ``install`` (submitit's), run after a stop
 
 
 def signal_name(err: BaseException) -> str:
@@ -71,12 +75,26 @@ def install(on_signal: Callable[[int], None] | None = None) -> None:
     _state.update(received=None, deferring=0, pending=None, on_signal=on_signal)
     for s in SIGNALS:
         signal.signal(s, _handler)
+    previous = signal.getsignal(signal.SIGUSR2)
+    if callable(previous) and previous is not _handler:  # submitit's time-limit/preemption handler
+        _chained[signal.SIGUSR2] = previous
+        signal.signal(signal.SIGUSR2, _handler)
 
 
 def uninstall() -> None:
-    """Back to the default action (an idle worker simply ends)."""
+    """Back to the default action (an idle worker simply ends); SIGUSR2 back to its earlier handler."""
     for s in SIGNALS:
         signal.signal(s, signal.SIG_DFL)
+    if signal.SIGUSR2 in _chained:
+        signal.signal(signal.SIGUSR2, _chained[signal.SIGUSR2])
+
+
+def chained(stop: BaseException) -> None:
+    """After a stop by SIGUSR2 has been recorded, run the handler that was there before ``install``
+    (submitit's: it requeues the job and exits, or raises the error that ends it)."""
+    handler = _chained.get(getattr(stop, "signum", None))
+    if handler is not None:
+        handler(stop.signum, None)
 
 
 def say(text: str) -> None:

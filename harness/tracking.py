@@ -84,6 +84,8 @@ def check_store(uri: str) -> None:
             "tracking.uri must not carry credentials (configs are logged): set MLFLOW_TRACKING_USERNAME "
             "and MLFLOW_TRACKING_PASSWORD in the environment instead"
         )
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
     db = sqlite_path(uri)
     if db is None:
         return
@@ -108,6 +110,20 @@ def check_store(uri: str) -> None:
             f"{what}: only {free:.0f} MB free on the disk of {folder} (needs {MIN_FREE_MB} MB); "
             "free some space or choose another tracking.uri"
         )
+
+
+def _check_server(uri: str, timeout: float = 10.0) -> None:
+    """Refuse, in seconds, a server that does not answer its ``/health`` (MLflow's client would retry
+    for about four minutes before saying so)."""
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
+    except requests.RequestException as err:
+        raise StoreError(
+            f"tracking store {uri} does not answer ({type(err).__name__}); start the server (README, "
+            "'Scale out') or fix tracking.uri"
+        ) from None
 
 
 def resolve_uri(uri: str | None, cwd: str | Path) -> str:

@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,21 @@ def test_bad_config_leaves_an_existing_store_untouched(tmp_path):
     before = db.read_bytes()
     assert harness(tmp_path, "-m", "study=keep", "model.norm=none,group").returncode == 2
     assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize("sweep", [[], ["-m", "seed=0,1"]])
+def test_a_server_that_does_not_answer_is_refused_in_one_line_before_any_work(tmp_path, sweep):
+    """MLflow's client retries an unreachable server for about four minutes; the harness asks /health
+    once and stops (the bound below is that retry, not a speed goal)."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    out = harness(tmp_path, *sweep, "tracking=server", f"tracking.uri=http://127.0.0.1:{port}")
+    assert time.monotonic() - t0 < 120
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not answer" in lines[0] and "tracking.uri" in lines[0], out.stderr
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()

@@ -208,3 +208,73 @@ def test_a_cancelled_slurm_job_ends_killed_and_resume_runs_it_again(tmp_path):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     finished = [r for r in kids if r.info.status == "FINISHED"]
     assert len(finished) == 2 and len({r.data.tags["harness.config_hash"] for r in finished}) == 2
+
+
+def slurm_words(s: dict, study: str, *extra: str) -> list[str]:
+    return ["-m", "launcher=slurm", f"hydra.launcher.partition={s['HARNESS_TEST_SLURM_PARTITION']}",
+            "tracking=server", f"tracking.uri={s['HARNESS_TEST_SERVER_URI']}", f"study={study}", "mode=train",
+            "data=spirals", "loss=cross_entropy", "tracking.figures=false", "tracking.flush_seconds=0.5",
+            "train.log_every=50", "model.depth=3", *extra]  # fmt: skip
+
+
+def test_a_slurm_job_at_its_time_limit_ends_killed_with_what_it_measured(tmp_path):
+    """SLURM sends SIGUSR2 signal_delay_s before the limit: the run ends KILLED with its rows, submitit
+    (max_num_timeout 0) does not requeue it, the launcher says what to do in one line, no traceback."""
+    s = need(*SERVICES, "SLURM_CONF", "HARNESS_TEST_SLURM_PARTITION")
+    need_plugin("hydra_plugins.hydra_submitit_launcher", "slurm")
+    study = f"timeout_{uuid.uuid4().hex[:6]}"
+    words = slurm_words(s, study, "train.steps=100000000", "hydra.launcher.timeout_min=1",
+                        "hydra.launcher.signal_delay_s=30")  # fmt: skip
+    out = harness(
+        tmp_path, *words, environ=env(s["HARNESS_TEST_SERVER_USER"], s["HARNESS_TEST_SERVER_PASSWORD"])
+    )
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert "timed-out" in out.stderr and "hydra.launcher.timeout_min" in out.stderr, out.stderr[-3000:]
+    assert "Bypassing sacct" not in out.stderr  # the cluster keeps no accounting: no warning per poll
+    c = server_client(s)
+    parents, kids = sweep_runs(c, study)
+    assert len(kids) == 1 and kids[0].info.status == "KILLED"
+    assert kids[0].data.tags["harness.stopped_by"] == "SIGUSR2"
+    assert len(c.get_metric_history(kids[0].info.run_id, "train/loss")) >= 1
+    assert parents[0].info.status == "FAILED"
+
+
+def test_a_preempted_slurm_job_is_requeued_and_keeps_what_it_measured(tmp_path):
+    """Preemption is SIGTERM then requeue (`scontrol requeue`): the first attempt's run ends KILLED with
+    its rows, the requeued attempt runs the job again as a new child, and the parent ends FINISHED."""
+    s = need(*SERVICES, "SLURM_CONF", "HARNESS_TEST_SLURM_PARTITION")
+    need_plugin("hydra_plugins.hydra_submitit_launcher", "slurm")
+    study = f"requeue_{uuid.uuid4().hex[:6]}"
+    words = slurm_words(s, study, "train.steps=12000")
+    sweep = subprocess.Popen([sys.executable, "-m", "harness", *words], cwd=tmp_path,
+                             env=env(s["HARNESS_TEST_SERVER_USER"], s["HARNESS_TEST_SERVER_PASSWORD"]),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    c = server_client(s)
+    deadline, victim = time.monotonic() + 240, None
+    while victim is None and time.monotonic() < deadline and sweep.poll() is None:
+        if c.get_experiment_by_name(study):
+            running = [r for r in sweep_runs(c, study)[1] if r.info.status == "RUNNING"]
+            victim = next((r for r in running if c.get_metric_history(r.info.run_id, "train/loss")), None)
+        time.sleep(0.5)
+    assert victim is not None, "no job was training within 240 s"
+    job = victim.data.tags["harness.slurm_job"]
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    # SLURM holds a requeued job back (its BeginTime, ~2 min); once it is PENDING, StartTime=now frees it
+    for _ in range(60):
+        time.sleep(0.5)
+        shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
+        if "JobState=PENDING" in shown:
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+            break
+    _, err = sweep.communicate(timeout=400)
+    assert sweep.returncode == 0, err[-3000:]
+    parents, kids = sweep_runs(c, study)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    first = c.get_run(victim.info.run_id)
+    assert first.info.status == "KILLED" and first.data.tags["harness.stopped_by"] == "SIGTERM"
+    assert len(c.get_metric_history(first.info.run_id, "train/loss")) >= 1  # what it measured is kept
+    again = [r for r in kids if r.info.run_id != first.info.run_id]
+    assert len(again) == 1 and again[0].info.status == "FINISHED"
+    assert again[0].data.tags["harness.config_hash"] == first.data.tags["harness.config_hash"]
+    assert len(c.get_metric_history(again[0].info.run_id, "train/loss")) == 12000 // 50 + 1

@@ -46,6 +46,39 @@ def test_a_signal_raises_interrupted_once_and_a_second_is_ignored(tmp_path, sig)
     assert out.read_text() == f"{int(sig)} {128 + int(sig)}"
 
 
+@pytest.mark.parametrize("submitit", [True, False])
+def test_sigusr2_stops_a_job_only_where_submitit_handles_it_and_its_handler_runs_after(tmp_path, submitit):
+    """In a SLURM job submitit handles SIGUSR2 (time limit near, preemption): the harness records the stop
+    first, then hands the signal on; elsewhere SIGUSR2 keeps its default action (the process ends)."""
+    out = tmp_path / "out"
+    child = python(
+        f"""
+        import os, signal, time
+        from harness import processes
+        if {submitit}:
+            signal.signal(signal.SIGUSR2, lambda s, f: open({str(out)!r}, "a").write(f" submitit {{s}}"))
+        processes.install()
+        open({str(out)!r}, "w").write("ready")
+        try:
+            time.sleep(60)
+        except processes.Interrupted as stop:
+            open({str(out)!r}, "a").write(f" recorded {{stop.signum}}")
+            processes.uninstall()
+            processes.chained(stop)
+        """
+    )
+    wait_for(lambda: out.exists() and out.read_text().startswith("ready"))
+    child.send_signal(signal.SIGUSR2)
+    code = child.wait(20)
+    if submitit:
+        assert (
+            code == 0
+            and out.read_text() == f"ready recorded {int(signal.SIGUSR2)} submitit {int(signal.SIGUSR2)}"
+        )
+    else:
+        assert code == -signal.SIGUSR2 and out.read_text() == "ready"
+
+
 def test_deferred_holds_a_signal_until_the_block_ends(tmp_path):
     out = tmp_path / "out"
     child = python(

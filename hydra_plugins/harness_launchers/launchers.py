@@ -25,6 +25,11 @@ from omegaconf import OmegaConf
 
 from harness import processes, tracking
 
+try:  # Hydra imports every plugin module at start-up: without the [slurm] extra, define nothing
+    from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+except ImportError:
+    submitit_launcher = None
+
 ENDED = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
          "PREEMPTED", "TIMEOUT")  # fmt: skip
 POLL_SECONDS = 2.0
@@ -42,6 +47,31 @@ def slurm_state(job_id: str) -> str | None:
         if word.startswith("JobState="):
             return word.split("=", 1)[1]
     return None
+
+
+def _without_sacct() -> None:
+    """submitit polls ``sacct`` for job states; on a cluster without accounting every poll prints two
+    lines (sacct's error and submitit's warning). States come from ``scontrol`` here, so when ``sacct``
+    cannot answer, submitit's polling is turned off (results still arrive through its files)."""
+    from submitit.slurm import slurm
+
+    try:
+        ok = subprocess.run(["sacct", "-n", "-X", "-j", "1"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if ok or isinstance(slurm.SlurmJob.watcher, _NoSacct):
+        return
+
+    slurm.SlurmJob.watcher = _NoSacct(delay_s=600)
+    processes.say("harness: sacct gives no job states here (no accounting); following the jobs with scontrol")
+
+
+if submitit_launcher is not None:
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    class _NoSacct(SlurmInfoWatcher):
+        def _make_command(self) -> None:
+            return None
 
 
 def cancel(signum: int) -> None:
@@ -64,20 +94,21 @@ def _outcome(job: Any, num: int, slurm: bool) -> JobReturn:
         time.sleep(POLL_SECONDS)
     if error is None:
         try:
-            return job.results()[0]
+            ret = job.results()[0]
+            if ret.status != JobStatus.FAILED:
+                return ret
+            error = tracking.first_line(ret._return_value)  # e.g. submitit ending a job at its time limit
         except Exception as err:  # killed, or died: its run says how it ended
             error = tracking.first_line(err)
     state = (slurm_state(job.job_id) if slurm else None) or "without a result"
-    processes.say(f"harness: job #{num} (submitit job {job.job_id}) ended {state}: {error}")
+    hint = ""
+    if state == "TIMEOUT" or "timed-out" in error:
+        hint = ("; give it more time (hydra.launcher.timeout_min=...) or let submitit requeue it "
+                "(hydra.launcher.max_num_timeout=N), or run it again with resume=true")  # fmt: skip
+    processes.say(f"harness: job #{num} (submitit job {job.job_id}) ended {state}: {error}{hint}")
     ret = JobReturn()
     ret.status, ret.return_value = JobStatus.COMPLETED, None
     return ret
-
-
-try:  # Hydra imports every plugin module at start-up: without the [slurm] extra, define nothing
-    from hydra_plugins.hydra_submitit_launcher import submitit_launcher
-except ImportError:
-    submitit_launcher = None
 
 
 class _Waiting(submitit_launcher.BaseSubmititLauncher if submitit_launcher else object):  # type: ignore[misc]
@@ -85,6 +116,8 @@ class _Waiting(submitit_launcher.BaseSubmititLauncher if submitit_launcher else 
         """As the plugin's ``launch`` (one executor, one job array), then wait on each job."""
         import submitit
 
+        if self._EXECUTOR == "slurm":
+            _without_sacct()
         assert self.config is not None
         params = dict(self.params)
         init = {"folder": params.pop("submitit_folder")}
