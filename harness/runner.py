@@ -198,8 +198,7 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
 
         def on_progress(done: int, total: int) -> None:
             printer(done, total)
-            with processes.deferred():
-                run.stream([])  # a run longer than flush_seconds shows its params while it runs
+            run.stream([])  # a run longer than flush_seconds shows its params while it runs
 
         clock, before = time.perf_counter(), run.seconds
         result = run_study(config, on_progress, on_log)

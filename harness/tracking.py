@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -227,6 +228,7 @@ class Run:
         self._last_flush = time.monotonic()
         self._beat: threading.Event | None = None
         self.artifact_uri: str | None = None  # known at creation; else read once, at the first upload
+        self._repo: Any = None  # the run's artifact repository, made at the first upload
 
     @classmethod
     def start(
@@ -316,9 +318,10 @@ class Run:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         def upload(run_id: str) -> None:
-            if self.artifact_uri is None:
-                self.artifact_uri = self._client.get_run(run_id).info.artifact_uri
-            repo = get_artifact_repository(self.artifact_uri, tracking_uri=self.uri)
+            if self._repo is None:
+                uri = self.artifact_uri or self._client.get_run(run_id).info.artifact_uri
+                self._repo = get_artifact_repository(uri, tracking_uri=self.uri)
+            repo = self._repo
             if Path(local).is_dir():
                 repo.log_artifacts(str(local), path or None)
             else:
@@ -331,8 +334,7 @@ class Run:
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / Path(path).name
             write(file)
-            parent = str(Path(path).parent)
-            self._upload(file, "" if parent == "." else parent)
+            self._upload(file, posixpath.dirname(path))
 
     def log_figure(self, figure: Any, path: str) -> None:
         self._upload_as(path, figure.savefig)
