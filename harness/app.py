@@ -39,19 +39,16 @@ from harness.config import (
     parse_config,
 )
 from harness.data import check_data_file
+from harness.progress import VERBOSE_ENV
+from harness.story import run_name
 from harness.tracking import StoreError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 MAX_COMBINATIONS = 512  # beyond this, each swept value is validated on its own
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve",
               "--shell-completion", "-sc", "--version", "--package", "-p"}  # fmt: skip
-NOT_IN_NAMES = ("hydra", "study", "debug", "launcher", "experiment", "tracking", "gradcheck", "resume")
 NOT_COMPARED = ("hydra", "launcher", "resume")  # may differ between a sweep and its resumption
 VALUE_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}
-SHORT_NAMES = {
-    "model.depth": "depth", "model.activation": "act", "model.init_scale": "scale", "model.init": "init",
-    "model.skip": "skip", "model.norm": "norm", "model.width": "width",
-}  # fmt: skip
 
 
 def register_bases() -> None:
@@ -238,19 +235,6 @@ def _validate_combinations(fixed: list[str], keys: list[str], combos: list[tuple
     return parsed[0]
 
 
-def run_name(overrides: list[str], keys: list[str] | None, default: str) -> str:
-    """``depth=50 act=tanh scale=1.5 skip=off`` from the job's overrides (only ``keys`` if given)."""
-    values = {}
-    for line in overrides:
-        key, _, value = line.lstrip("+~").partition("=")
-        if key.startswith(NOT_IN_NAMES) or (keys is not None and key not in keys):
-            continue
-        if key == "model.skip":
-            value = {"true": "on", "false": "off"}.get(value.lower(), value)
-        values[SHORT_NAMES.get(key, key.split(".")[-1].split("/")[-1])] = value
-    return " ".join(f"{k}={v}" for k, v in values.items()) or default
-
-
 def _unique_id() -> str:
     """Six hex digits, so that launches in the same second never share an output folder (cached per
     config: the launcher and every job of a sweep resolve the same value)."""
@@ -271,7 +255,6 @@ def _job(cfg: DictConfig) -> None:
 
 def _run_job(cfg: DictConfig) -> None:
     """One job: a single run, or a child of a multirun."""
-    from harness import tracking
     from harness.runner import JobContext, execute
 
     config = parse_config(OmegaConf.to_container(cfg, resolve=True))
@@ -285,14 +268,24 @@ def _run_job(cfg: DictConfig) -> None:
         return
     if "uri" not in STATE:  # launched without main()
         _prepare_store(config)
-    name = run_name(overrides, None, config.study)
+    name = run_name(config, [o.lstrip("+~").split("=", 1)[0] for o in overrides])
     ctx = JobContext(STATE["uri"], STATE["experiment_id"], name, None, tags, **common)
     run = execute(config, ctx, cwd, raise_errors=True)
-    print(
-        f"run {run.run_id} ({name}) finished in experiment {STATE['experiment']!r}\n"
-        f"store: {STATE['uri']}\nopen the UI: {tracking.ui_hint(STATE['uri'])}",
-        file=sys.stderr,
-    )
+    print(f"run {run.run_id} finished in experiment {STATE['experiment']!r} ({STATE['uri']})\n"
+          f"{_study_link()}", file=sys.stderr)  # fmt: skip
+
+
+def _study_link() -> str:
+    """The study's runs table, sorted by the key metric, with the key metrics and the model as columns."""
+    from harness import story, tracking
+
+    uri = STATE["uri"]
+    try:
+        link = tracking.runs_view(uri, STATE["experiment_id"], "study", list(story.KEY_METRICS),
+                                  list(story.FIRST_PARAMS[:6]))  # fmt: skip
+    except Exception as err:  # the view is a convenience: the run is recorded
+        return f"open the UI: {tracking.ui_hint(uri)} (no saved view: {tracking.first_line(err)})"
+    return f"runs table (sorted by {story.KEY_METRICS[0]}): {link}{tracking.ui_start(uri)}"
 
 
 def _sweep_job(config: StudyConfig, hc: object, tags: dict, common: dict) -> None:
@@ -309,16 +302,18 @@ def _sweep_job(config: StudyConfig, hc: object, tags: dict, common: dict) -> Non
         if info["launcher"] == [processes.host(), os.getppid()]:
             processes.watch_parent()
     tags |= {"harness.job_num": str(hc.job.num), "harness.sweep_dir": info["sweep_dir"]}
-    name = run_name(list(hc.overrides.task), info["swept"], f"job {hc.job.num}")
+    name = run_name(config, info["swept"])
+    label = f"[{hc.job.num + 1}/{info['jobs']}] {name}" if info.get("jobs") else name
     try:
         try:
             if info["resume"]:
                 done = tracking.finished_child(info["uri"], info["experiment_id"], info["parent_id"],
                                                config_hash(config))  # fmt: skip
                 if done:
-                    print(f"job {name!r}: skipped, already FINISHED as run {done}", file=sys.stderr)
+                    print(f"{label}: skipped, already FINISHED as run {done}", file=sys.stderr)
                     return
-            ctx = JobContext(info["uri"], info["experiment_id"], name, info["parent_id"], tags, **common)
+            ctx = JobContext(info["uri"], info["experiment_id"], name, info["parent_id"], tags, **common,
+                             label=label, live=not worker)  # fmt: skip
             execute(config, ctx, hc.runtime.cwd, raise_errors=False)
         finally:
             if worker:
@@ -472,6 +467,9 @@ def main(argv: list[str] | None = None) -> None:
     SIGHUP end the running job KILLED (keeping what it measured) and the sweep's parent, and exit with
     128 + the signal's number."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "-v" in argv or "--verbose" in argv:  # Hydra's own lines and progress every 10%, also in logs
+        argv = [a for a in argv if a not in ("-v", "--verbose")] + ["hydra.hydra_logging.root.level=INFO"]
+        os.environ[VERBOSE_ENV] = "1"
     sys.argv = [sys.argv[0], *argv]
     if any(a.split("=")[0] in INFO_FLAGS for a in argv):
         _job()

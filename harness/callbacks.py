@@ -41,6 +41,19 @@ def swept_keys(config: DictConfig) -> list[str]:
     return keys
 
 
+def swept_values(config: DictConfig) -> dict[str, str]:
+    """Each swept key with its values as written (``model.depth``: ``10,20``): the parent's params."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    values = {}
+    for o in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+        if o.is_sweep_override():
+            values[o.key_or_group] = ",".join(o.sweep_string_iterator())
+    for key, line in (config.hydra.sweeper.get("params") or {}).items():
+        values.setdefault(key, str(line))
+    return {k.lstrip("+~"): v[:6000] for k, v in values.items()}
+
+
 def without_resume(overrides: list[str]) -> list[str]:
     return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "resume"]
 
@@ -93,9 +106,11 @@ class SweepCallback(Callback):
         else:
             name = f"sweep {sweep_dir.name}: {', '.join(keys) or 'no swept keys'}"
             parent = tracking.Run.start(uri, experiment_id, name, tags, heartbeat=heartbeat)
+        parent.log_params(swept_values(config))
+        parent.flush()  # the swept values show on the parent while its jobs run
         info = {"uri": uri, "experiment_id": experiment_id, "parent_id": parent.run_id, "swept": keys,
                 "sweep_dir": str(sweep_dir), "resume": bool(STATE.get("resume_id")),
-                "launcher": [processes.host(), os.getpid()]}  # fmt: skip
+                "jobs": STATE.get("jobs", 0), "launcher": [processes.host(), os.getpid()]}  # fmt: skip
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{SWEEP_ENV}='{encode(info)}'")
             # the folder as resolved here: jobs that compose their config again elsewhere (submitit)
@@ -138,11 +153,28 @@ def end_parent(stop: BaseException | None = None, crashed: bool = False) -> None
         return
     STATE["summary"] = f"{summary}; parent run {STATE['parent_id']} {status}"
     if stop is None:
-        print(f"sweep done: {STATE['summary']}\nopen the UI: {tracking.ui_hint(uri)}", file=sys.stderr)
+        print(f"sweep done: {STATE['summary']}{STATE.get('story', '')}\n{_link()}", file=sys.stderr)
+
+
+def _link() -> str:
+    """Where to look: the runs table of this sweep's children, sorted by the key metric."""
+    from harness import story, tracking
+
+    uri, parent = STATE["uri"], STATE["parent_id"]
+    try:
+        params = [story.param_key(k) for k in STATE.get("swept", [])]
+        link = tracking.runs_view(uri, STATE["experiment_id"], f"sweep-{parent[:12]}",
+                                  list(story.KEY_METRICS), params,
+                                  search=f"tags.mlflow.parentRunId = '{parent}'")  # fmt: skip
+    except Exception as err:  # the view is a convenience: the runs are recorded
+        return f"open the UI: {tracking.ui_hint(uri)} (no saved view: {tracking.first_line(err)})"
+    page = tracking.run_link(uri, STATE["experiment_id"], parent, "artifacts")
+    return (f"runs table (sorted by {story.KEY_METRICS[0]}): {link}\n"
+            f"the sweep's figures and CSV: {page}{tracking.ui_start(uri)}")  # fmt: skip
 
 
 def _end(stop: BaseException | None, crashed: bool) -> tuple[str, str]:
-    from harness import processes, tracking
+    from harness import processes, sweep_story, tracking
 
     uri, exp, parent = STATE["uri"], STATE["experiment_id"], STATE["parent"]
     runs = tracking.children(uri, exp, parent.run_id)
@@ -172,6 +204,11 @@ def _end(stop: BaseException | None, crashed: bool) -> tuple[str, str]:
     parent.set_tags(tags)
     parent.flush()
     STATE["failed"] = jobs - count["FINISHED"]
+    try:
+        findings = sweep_story.tell(parent, list(latest.values()), STATE.get("swept", []), stop is None)
+        STATE["story"] = f"\n{findings}" if findings else ""
+    except Exception as err:  # the status is recorded; the story is a summary of what is stored
+        processes.say(f"harness: no summary in the sweep's parent run ({tracking.first_line(err)})")
     parts = [f"{count['FINISHED']} of {jobs} jobs FINISHED"]
     parts += [f"{count[s]} {s}" for s in ("FAILED", "KILLED") if count[s]]
     if missing:

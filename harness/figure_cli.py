@@ -28,6 +28,7 @@ from harness.figures import (
     table,
     write_csv,
 )
+from harness.story import run_name
 from harness.tracking import StoreError
 
 FIGURE_DIR = CONF_DIR / "figure"
@@ -42,6 +43,7 @@ class Built:
     reused: int
     files: list[Path]
     figure_run_id: str
+    figures_experiment_id: str = ""
 
 
 def shipped() -> list[str]:
@@ -81,8 +83,7 @@ def prepare_jobs(name: str) -> tuple[FigureSpec, list[Job]]:
 
 
 def _job_name(job: Job) -> str:
-    parts = [f"{k.split('.')[-1]}={v}" for k, v in job.factors.items()]
-    return " ".join(parts + [f"seed={job.seed}"])
+    return f"{run_name(job.config, list(job.factors))} seed={job.seed}"
 
 
 def build(name: str, uri: str | None = None, out: str | Path = "figures", cwd: Path | None = None) -> Built:
@@ -132,7 +133,13 @@ def build(name: str, uri: str | None = None, out: str | Path = "figures", cwd: P
     commit = git_commit(cwd)
     if commit:
         tags["harness.git_commit"] = commit
-    run = tracking.Run.start(uri, tracking.prepare(uri, FIGURE_EXPERIMENT), name, tags)
+    figures_id = tracking.prepare(uri, FIGURE_EXPERIMENT)
+    before = tracking.run_with_tag(uri, figures_id, "harness.figure_hash", spec.digest())
+    if before is None:  # first build of this config
+        run = tracking.Run.start(uri, figures_id, name, tags | {"harness.builds": "1"})
+    else:  # the same config again: its run is updated (artifacts replaced, metrics appended)
+        builds = int(before.data.tags.get("harness.builds", "1")) + 1
+        run = tracking.reopen(uri, before.info.run_id, tags | {"harness.builds": str(builds)})
     run.log_params(
         flatten({"plot": spec.plot, "style": spec.style}) | {"seeds": spec.seeds, "jobs": len(jobs)}
     )
@@ -147,7 +154,7 @@ def build(name: str, uri: str | None = None, out: str | Path = "figures", cwd: P
         config.write_text(figure_path(args_name).read_text())
         tracking.log_file(uri, run.run_id, config, "figure")
     run.end()
-    return Built(spec, jobs, ran, len(jobs) - ran, files, run.run_id)
+    return Built(spec, jobs, ran, len(jobs) - ran, files, run.run_id, figures_id)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,7 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"figure {built.spec.name}: ran {built.ran} job(s), reused {built.reused} run(s); wrote "
         f"{', '.join(str(f) for f in built.files)}\nfigure run {built.figure_run_id} in experiment "
-        f"{FIGURE_EXPERIMENT!r}; open the UI: {tracking.ui_hint(uri)}",
+        f"{FIGURE_EXPERIMENT!r}: "
+        f"{tracking.run_link(uri, built.figures_experiment_id, built.figure_run_id, 'artifacts')}"
+        f"{tracking.ui_start(uri)}",
         file=sys.stderr,
     )
 

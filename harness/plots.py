@@ -190,3 +190,53 @@ def jacobian_figure(
     ax.set_title(title or "input-output Jacobian spectrum")
     ax.legend(fontsize=8)
     return fig
+
+
+def sweep_profiles_figure(
+    names: list[str], log10_profiles: list[np.ndarray], log10_theory: list[np.ndarray | None], title: str = ""
+) -> Figure:
+    """Every child's ||dL/dh_l|| against the layer l (log y), one colour per child, its mean-field
+    prediction dashed in the same colour: straight lines whose slope is the rate."""
+    fig = _figure(9.0, 4.6, right=3.2)
+    ax = fig.add_subplot()
+    colours = [f"C{i % 10}" for i in range(len(names))]
+    styles = ["-", "-.", ":"]
+    for i, (name, values, theory) in enumerate(zip(names, log10_profiles, log10_theory, strict=True)):
+        values = np.asarray(values, dtype=float)
+        layers = np.arange(1, values.size + 1)
+        colour, style = colours[i], styles[i // 10 % 3]  # 30 lines apart before a pair repeats
+        ax.plot(layers, 10.0**values, ls=style, color=colour, marker="o", ms=2.5, label=name)
+        if theory is not None and np.any(np.isfinite(theory)):
+            ax.plot(np.arange(1, len(theory) + 1), 10.0 ** np.asarray(theory), ls="--", lw=1, color=colour)
+    ax.plot([], [], ls="--", color="k", lw=1, label="mean-field theory")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("||dL/dh_l||")
+    ax.set_title(title or "backpropagated gradient per layer, every job")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return fig
+
+
+def factor_figure(
+    factors: dict[str, list[str]], measured: np.ndarray, theory: np.ndarray, label: str, title: str = ""
+) -> Figure:
+    """One panel per swept factor: each job's ``measured`` value (dots) and its theory (open circles)
+    against the factor's value; ``factors`` maps a factor to every job's value, in job order."""
+    n = max(1, len(factors))
+    fig = _figure(3.2 * n + 0.9, 3.6, top=0.65, wspace=0.15)
+    axes = np.atleast_1d(fig.subplots(1, n, sharey=True))
+    measured, theory = np.asarray(measured, float), np.asarray(theory, float)
+    for ax, (factor, values) in zip(axes, factors.items(), strict=False):
+        levels = list(dict.fromkeys(values))
+        x = np.array([levels.index(v) for v in values], dtype=float)
+        x += np.linspace(-0.15, 0.15, len(x)) if len(x) > len(levels) else 0.0  # spread repeats apart
+        ax.plot(x, measured, "o", color="C0", ms=5, label="measured")
+        if np.any(np.isfinite(theory)):
+            ax.plot(x, theory, "o", mfc="none", color="k", ms=8, label="theory")
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set_xticks(range(len(levels)), levels)
+        ax.set_xlabel(factor)
+    axes[0].set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title or f"{label} against each swept factor")
+    return fig

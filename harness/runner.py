@@ -16,12 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from harness import processes, tracking
-from harness.config import StudyConfig, config_hash, flatten, to_dict
+from harness.config import StudyConfig, config_hash
+from harness.progress import JobLine
 from harness.stats import STATS
-from harness.study import StudyResult, progress_printer, run_study
+from harness.story import run_params, summary_order, verdict
+from harness.study import NORM_STATS, StudyResult, run_study
 
 NOT_FOR_EVERY_ACTIVATION = ("act_saturated", "act_dead")  # NaN where the activation has no such thing
 PACKAGES = ("harness", "numpy", "mlflow", "hydra-core", "matplotlib")
+NOTE = "mlflow.note.content"  # the run's description in the UI: its one-line verdict
 
 
 @dataclass
@@ -33,6 +36,8 @@ class JobContext:
     tags: dict[str, str] = field(default_factory=dict)  # overrides, job number, sweep dir, ...
     output_dir: Path | None = None  # the job's Hydra output folder (its .hydra is logged)
     config_yaml: str = ""  # the resolved config, as logged
+    label: str = ""  # how the job's progress line starts (default: the run name)
+    live: bool = True  # a live progress line (on a terminal); False in a launcher's worker
 
 
 def git_commit(cwd: str | Path) -> str | None:
@@ -60,17 +65,28 @@ def layer_picks(depth: int, cap: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(1, depth, cap)).astype(int))
 
 
+def log10_profile(values: np.ndarray) -> np.ndarray:
+    """log10 of a per-layer norm profile, NaN where a norm is 0 or not finite."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(all="ignore"):
+        return np.where(np.isfinite(values) & (values > 0), np.log10(values), np.nan)
+
+
 def metrics_of(result: StudyResult, max_layers: int, series: bool = True) -> list[tuple[str, float, int]]:
-    """Summaries (step 0), per-layer profiles and gradient-check errors (step = layer), and in train
-    mode (``series``) per-layer series over steps for at most ``max_layers`` layers, plus loss and
-    accuracy (which ``execute`` streams as they are measured instead)."""
-    out = [(k, v, 0) for k, v in result.summary.items()]
-    for k in STATS:
-        out += [(f"profile/{k}", v, l + 1) for l, v in enumerate(result.profile[k])]  # noqa: E741
-        if result.mode == "init" and k.startswith("grad"):
-            out += [(f"profile/{k}_log10_std", v, l + 1) for l, v in enumerate(result.spread[k])]  # noqa: E741
+    """Summaries (step 0, ``story.KEY_METRICS`` first), per-layer profiles with their log10 for norms
+    (step = layer) and gradient-check errors, and in train mode (``series``) per-layer series over
+    steps for at most ``max_layers`` layers, plus loss and accuracy (which ``execute`` streams as they
+    are measured instead)."""
+    out = [(k, result.summary[k], 0) for k in summary_order(result.summary)]
+    profiles = [(k, result.profile[k]) for k in STATS]
     if "theory_grad_h" in result.profile:
-        out += [("profile/theory_grad_h", v, l + 1) for l, v in enumerate(result.profile["theory_grad_h"])]  # noqa: E741
+        profiles.append(("theory_grad_h", result.profile["theory_grad_h"]))
+    for k, values in profiles:
+        out += [(f"profile/{k}", v, l + 1) for l, v in enumerate(values)]  # noqa: E741
+        if k in NORM_STATS or k == "theory_grad_h":
+            out += [(f"profile/log10_{k}", v, l + 1) for l, v in enumerate(log10_profile(values))]  # noqa: E741
+        if result.mode == "init" and k in result.spread and k.startswith("grad"):
+            out += [(f"profile/{k}_log10_std", v, l + 1) for l, v in enumerate(result.spread[k])]  # noqa: E741
     if result.gradcheck is not None:  # step = layer index: input 0, hidden 1..depth, readout depth + 1
         rows = result.gradcheck.layer_rows()
         readout = len(result.profile["grad_W"]) + 1
@@ -182,8 +198,9 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
     picks = layer_picks(config.model.depth, t.max_layers)
     streamed = [-1]  # the last training step handed to the stream
     result, done = None, set()
+    line = JobLine(ctx.label or ctx.run_name, ctx.live)
     try:
-        run.log_params({k: v for k, v in flatten(to_dict(config)).items() if k != "resume"})
+        run.log_params(run_params(config))
         if ctx.config_yaml:
             run.log_text(ctx.config_yaml, "config.yaml")
         if ctx.output_dir is not None:
@@ -194,10 +211,8 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
                 run.stream(series_rows(step, stats, loss, accuracy, picks))
                 streamed[0] = step
 
-        printer = progress_printer(ctx.run_name)
-
         def on_progress(done: int, total: int) -> None:
-            printer(done, total)
+            line.report(done, total)
             run.stream([])  # a run longer than flush_seconds shows its params while it runs
 
         clock, before = time.perf_counter(), run.seconds
@@ -209,11 +224,15 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
         # time/* go out in the run's last batch, so they cannot count it (nor the status update after it)
         run.log_metrics([("time/study_s", study_s, 0), ("time/figures_s", figures_s, 0),
                          ("time/tracking_s", tracking_s, 0), ("time/total_s", total, 0)])  # fmt: skip
+        said = verdict(result.summary, result.mode)
+        run.set_tags({NOTE: said})
     except KeyboardInterrupt as stop:
+        line.interrupt()
         with processes.deferred():
             _record_stop(run, stop, result, done, config, ctx.run_name, streamed[0], picks)
         raise
     except Exception as err:
+        line.interrupt()
         recorded = _record_failure(run, err)
         if raise_errors:
             raise
@@ -225,6 +244,7 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
         processes.say(f"job {ctx.run_name!r} failed ({tracking.first_line(err)}); {where}")
         return run
     run.end("FINISHED")
+    line.finish(said)
     return run
 
 
@@ -249,9 +269,12 @@ def _record_stop(
                 run.stream(series_rows(int(a["steps"][i]), stats, a["loss"][i], a["accuracy"][i], picks))
         run.flush()
         tags = {"harness.stopped_by": processes.signal_name(stop)}
+        tags[NOTE] = f"stopped by {tags['harness.stopped_by']} before anything was measured"
         if partial is not None:
             _log_result(run, partial, config, name, done, figures=False)
             tags["harness.completed"] = partial.completed or "the study (its figures were not drawn)"
+            tags[NOTE] = (f"stopped by {tags['harness.stopped_by']} after {tags['harness.completed']}: "
+                          f"{verdict(partial.summary, partial.mode)}")  # fmt: skip
         run.set_tags(tags)
         run.end("KILLED")
     except Exception as err:  # the store itself failed: the next launch marks the run lost
@@ -266,7 +289,8 @@ def _record_stop(
 def _record_failure(run: tracking.Run, err: Exception) -> bool:
     """End the run FAILED with the error as a tag; False if the store refused that too."""
     try:
-        run.set_tags({"harness.error": f"{type(err).__name__}: {err}"[:5000]})
+        run.set_tags({"harness.error": f"{type(err).__name__}: {err}"[:5000],
+                      NOTE: f"FAILED: {tracking.first_line(err)}"})  # fmt: skip
         run.end("FAILED")
     except Exception as again:  # the store itself failed: the next launch marks the run lost
         processes.say(f"could not record the failure of run {run.run_id} ({tracking.first_line(again)})")

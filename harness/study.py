@@ -21,7 +21,6 @@ rows the differences resolve), ``gradcheck_unresolved`` (rows below the rounding
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -63,25 +62,6 @@ class StudyResult:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # everything, for the .npz artifact
     gradcheck: GradcheckReport | None = None
     completed: str = ""  # set on a result kept from an interrupted study: how far it got
-
-
-def progress_printer(label: str, stream=sys.stderr) -> Progress:  # noqa: ANN001
-    """Report progress on one line (a tty) or about every 10% (a log)."""
-    tty = stream.isatty()
-    last = [-1]
-
-    def report(done: int, total: int) -> None:
-        tenth = 10 * done // total
-        if tty:
-            stream.write(f"\r{label}: {done}/{total}")
-            if done == total:
-                stream.write("\n")
-        elif tenth != last[0] or done == total:
-            stream.write(f"{label}: {done}/{total}\n")
-        last[0] = tenth
-        stream.flush()
-
-    return report
 
 
 def _make_loss(cfg: StudyConfig, batch: int, out_dim: int, rng: np.random.Generator, dtype: str):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import posixpath
@@ -184,7 +185,7 @@ def _prepare(uri: str, experiment: str) -> str:
         if found is None:
             try:
                 experiment_id = c.create_experiment(
-                    experiment, artifact_location=default_artifact_location(uri, experiment)
+                    experiment, artifact_location=default_artifact_location(uri, experiment), tags=KIND
                 )
             except Exception:  # created meanwhile by another process (server stores)
                 found = c.get_experiment_by_name(experiment)
@@ -445,11 +446,61 @@ def finished_child(uri: str, experiment_id: str, parent_id: str, config_hash: st
     return runs[0].info.run_id if runs else None
 
 
+UI = "http://127.0.0.1:5000"  # where ``mlflow ui`` answers by default
+VIEW_TAG = "mlflow.sharedViewState."  # an experiment tag the UI reads for ?viewStateShareKey=<key>
+KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI's kind of experiment: training
+ML_VIEW = "workflowType=machine_learning"  # else MLflow 3.17 opens an experiment on its GenAI overview
+
+
 def ui_hint(uri: str) -> str:
     """The command that opens the UI on this store, bound to 127.0.0.1."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000  (then http://127.0.0.1:5000)"
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+def ui_start(uri: str) -> str:
+    """For a database store, a line saying how to start the UI that a printed link opens."""
+    return "" if uri.startswith(("http://", "https://")) else f"\nstart the UI first: {ui_hint(uri)}"
+
+
+def ui_base(uri: str) -> str:
+    """The UI's address: the server itself, or ``mlflow ui``'s default for a database store."""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI
+
+
+def column(kind: str, key: str) -> str:
+    """A runs-table column as the UI names it: ``metrics.`grad_h_slope```, ``attributes.`Description```."""
+    return f"{kind}.`{key}`"
+
+
+def runs_view(
+    uri: str, experiment_id: str, key: str, metrics: list[str], params: list[str], search: str = "",
+    sort: str | None = None, ascending: bool = True,
+) -> str:  # fmt: skip
+    """Save a view of the runs table in the experiment (the UI's "share view": the runs that match
+    ``search``, sorted by the metric ``sort``, with the description, ``metrics`` and ``params`` as
+    columns and the name and description wide enough to read); the link that opens it."""
+    columns = [column("attributes", "Description")] + [column("metrics", m) for m in metrics]
+    columns += [column("params", p) for p in params]
+    name = column("attributes", "Run Name")
+    # widths apply to the columns listed in columnOrder (the UI's ids; "runDateAndNestInfo" is Created)
+    order = [name, "runDateAndNestInfo", "duration", *columns]
+    widths = {name: 260, column("attributes", "Description"): 560} | {c: 150 for c in columns[1:]}
+    state = {"searchFilter": search, "orderByKey": column("metrics", sort or metrics[0]),
+             "orderByAsc": ascending, "selectedColumns": columns, "columnOrder": order,
+             "columnWidths": widths}  # fmt: skip
+    c = client(uri)
+    with processes.deferred():
+        c.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(state))
+        for k, v in KIND.items():  # also on experiments created before this tag was set
+            c.set_experiment_tag(experiment_id, k, v)
+    return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?{ML_VIEW}&viewStateShareKey={key}"
+
+
+def run_link(uri: str, experiment_id: str, run_id: str, tab: str = "overview") -> str:
+    """A run's page in the UI (``tab``: overview, model-metrics, artifacts)."""
+    return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs/{run_id}/{tab}?{ML_VIEW}"
 
 
 def finished_runs_by_hash(uri: str, experiment_id: str, config_hash: str) -> list:
@@ -464,12 +515,27 @@ def finished_runs_by_hash(uri: str, experiment_id: str, config_hash: str) -> lis
     return list(runs)
 
 
+def run_with_tag(uri: str, experiment_id: str, key: str, value: str):  # noqa: ANN201 - Run or None
+    """The oldest run of the experiment whose tag ``key`` is ``value`` (deleted runs not counted)."""
+    runs = client(uri).search_runs(
+        [experiment_id], filter_string=f"tags.`{key}` = '{value}'", max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )  # fmt: skip
+    return runs[0] if runs else None
+
+
 def load_arrays(uri: str, run_id: str, path: str = "arrays/stats.npz") -> dict[str, np.ndarray]:
     """The arrays a run logged as a ``.npz`` artifact."""
     with tempfile.TemporaryDirectory() as tmp:
         local = client(uri).download_artifacts(run_id, path, tmp)
         with np.load(local) as f:
             return {k: f[k] for k in f.files}
+
+
+def metric_series(uri: str, run_id: str, key: str) -> np.ndarray:
+    """A metric's values ordered by step (empty if the run has none)."""
+    history = sorted(client(uri).get_metric_history(run_id, key), key=lambda m: m.step)
+    return np.array([m.value for m in history], dtype=float)
 
 
 def log_file(uri: str, run_id: str, local: str | Path, path: str) -> None:

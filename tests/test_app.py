@@ -1,15 +1,21 @@
 """End to end: the ``harness`` command started as a user starts it (``python -m harness``), against a
 real SQLite MLflow store in a temporary folder, with Hydra's basic and joblib launchers. No mocks."""
 
+import csv
+import json
 import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+
+from harness.story import KEY_METRICS, verdict
 
 DEBUG = ["debug=default", "gradcheck=directional"]
 
@@ -48,14 +54,21 @@ def assert_nothing_misfiled(client: MlflowClient):
 def test_single_run(tmp_path):
     out = harness(tmp_path, *DEBUG, "study=single", "model.depth=5")
     assert out.returncode == 0, out.stderr
-    assert "open the UI: mlflow ui --backend-store-uri sqlite:///" in out.stderr
-    assert "--host 127.0.0.1" in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert lines[0].startswith("tanh xavier D=5 plain: stable 10^")  # the job's one line: its verdict
+    assert lines[-2].startswith(
+        "runs table (sorted by grad_h_ratio_log10): http://127.0.0.1:5000/#/experiments/"
+    )
+    assert lines[-1].startswith("start the UI first: mlflow ui --backend-store-uri sqlite:///")
+    assert lines[-1].endswith("--host 127.0.0.1 --port 5000") and len(lines) == 4
     client = store(tmp_path)
     exp, runs = runs_of(client, "single")
     assert Path(exp.artifact_location.removeprefix("file://")).parent == tmp_path / "mlruns"
     (run,) = runs
-    assert run.info.status == "FINISHED" and run.info.run_name == "depth=5"
+    assert run.info.status == "FINISHED" and run.info.run_name == "tanh xavier D=5 plain"
     assert run.data.params["model.depth"] == "5" and run.data.params["model.activation"] == "tanh"
+    assert not [k for k in run.data.params if k.startswith(("train.", "optim.", "tracking."))]  # init mode
+    assert "init.repeats" in run.data.params and "study" not in run.data.params
     tags = run.data.tags
     assert tags["harness.overrides"] == "debug=default gradcheck=directional study=single model.depth=5"
     assert tags["harness.seed"] == "0" and len(tags["harness.config_hash"]) == 16
@@ -104,11 +117,12 @@ def test_multirun_parent_and_named_children(tmp_path, launcher):
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["harness.swept"] == "model.depth"
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
-    assert sorted(c.info.run_name for c in children) == ["depth=3", "depth=5"]
+    assert sorted(c.info.run_name for c in children) == ["tanh xavier D=3 plain", "tanh xavier D=5 plain"]
     assert sorted(c.data.tags["harness.job_num"] for c in children) == ["0", "1"]
     for child in children:
         depth = int(child.data.params["model.depth"])
-        assert child.info.run_name == f"depth={depth}" and child.info.status == "FINISHED"
+        assert child.info.run_name == f"tanh xavier D={depth} plain" and child.info.status == "FINISHED"
+        assert "init.repeats" not in child.data.params and child.data.params["optim.lr"]  # train mode
         m = child.data.metrics
         assert 0 <= m["final_accuracy"] <= 1 and math.isfinite(m["final_loss"]) and m["diverged"] == 0
         steps = [h.step for h in client.get_metric_history(child.info.run_id, "train/loss")]
@@ -121,6 +135,88 @@ def test_multirun_parent_and_named_children(tmp_path, launcher):
     assert_nothing_misfiled(client)
 
 
+def test_the_sweep_tells_its_story_in_the_store_and_on_the_terminal(tmp_path):
+    out = harness(tmp_path, "-m", "debug=default", "gradcheck=off", "study=story", "model.depth=3,6",
+                  "model.activation=relu,tanh", "tracking.figures=true")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    client = store(tmp_path)
+    exp, runs = runs_of(client, "story")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = sorted((r for r in runs if "mlflow.parentRunId" in r.data.tags),
+                      key=lambda r: int(r.data.tags["harness.job_num"]))  # fmt: skip
+    names = [c.info.run_name for c in children]
+    assert names == ["relu xavier D=3 plain", "tanh xavier D=3 plain", "relu xavier D=6 plain",
+                     "tanh xavier D=6 plain"]  # fmt: skip
+    # the terminal: one line per job, its verdict; no Hydra lines without -v; a link at the end
+    lines = out.stderr.strip().splitlines()
+    assert not [line for line in lines if "[HYDRA]" in line]
+    for i, child in enumerate(children):
+        note = child.data.tags["mlflow.note.content"]
+        assert note == verdict(child.data.metrics, "init") and note.split()[0] in ("vanishing", "stable")
+        assert f"[{i + 1}/4] {names[i]}: {note}" in lines
+    assert len(lines) == 1 + 4 + 5  # sweep start, the jobs, summary, findings, link, parent page, start UI
+    # each child: the key metrics first, log10 profiles with theory beside them
+    for child in children:
+        assert list(child.data.metrics)[:4] == list(KEY_METRICS)
+        depth = int(child.data.params["model.depth"])
+        for key in ("profile/log10_grad_h", "profile/log10_grad_W", "profile/log10_theory_grad_h"):
+            history = client.get_metric_history(child.info.run_id, key)
+            assert sorted(h.step for h in history) == list(range(1, depth + 1)), key
+        plain = {h.step: h.value for h in client.get_metric_history(child.info.run_id, "profile/grad_h")}
+        logged = {
+            h.step: h.value for h in client.get_metric_history(child.info.run_id, "profile/log10_grad_h")
+        }
+        assert logged == pytest.approx({k: math.log10(v) for k, v in plain.items()}, abs=1e-12)
+    # the parent: swept values as params, the extremes as metrics and tags, the verdict, CSV and figures
+    assert parent.data.params == {"model.depth": "3,6", "model.activation": "relu,tanh"}
+    m, ratios = parent.data.metrics, [c.data.metrics["grad_h_ratio_log10"] for c in children]
+    assert (m["jobs"], m["jobs_finished"], m["jobs_diverged"]) == (4, 4, 0)
+    assert (m["grad_h_ratio_log10_min"], m["grad_h_ratio_log10_max"]) == (min(ratios), max(ratios))
+    most = children[int(np.argmin(ratios))]
+    assert parent.data.tags["harness.most_vanishing"] == most.info.run_id
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith(
+        f"4 of 4 jobs FINISHED; most vanishing {most.info.run_name} (10^{min(ratios):+.1f})"
+    )
+    assert lines[-4] == note.removeprefix("4 of 4 jobs FINISHED; ")
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
+    assert artifacts == {"sweep/summary.csv", "sweep/profiles.png", "sweep/rate_by_factor.png"}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(parent.info.run_id, "sweep/summary.csv", tmp)
+        table = list(csv.DictReader(Path(path).read_text().splitlines()))
+    assert [row["name"] for row in table] == names and [row["run_id"] for row in table] == [
+        c.info.run_id for c in children]  # fmt: skip
+    assert list(table[0])[:10] == ["run_id", "name", "status", "job", "model.depth", "model.activation",
+                                   *KEY_METRICS]  # fmt: skip
+    for row, child in zip(table, children, strict=True):
+        assert float(row["grad_h_slope"]) == child.data.metrics["grad_h_slope"]
+    # the link opens a saved view of the runs table: the children, sorted by the key metric
+    view = lines[-3].split()[-1]
+    key = view.rsplit("viewStateShareKey=", 1)[1]
+    assert (
+        view
+        == f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={key}"
+    )
+    tags = client.get_experiment(exp.experiment_id).tags
+    state = json.loads(tags[f"mlflow.sharedViewState.{key}"])
+    assert state["searchFilter"] == f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    assert state["orderByKey"] == "metrics.`grad_h_ratio_log10`" and state["orderByAsc"] is True
+    assert state["selectedColumns"] == ["attributes.`Description`", *(f"metrics.`{k}`" for k in KEY_METRICS),
+                                        "params.`model.depth`", "params.`model.activation`"]  # fmt: skip
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    assert lines[-2].endswith(f"/runs/{parent.info.run_id}/artifacts?workflowType=machine_learning")
+
+
+def test_verbose_shows_hydra_and_progress(tmp_path):
+    out = harness(tmp_path, "-v", "-m", "debug=default", "gradcheck=off", "study=loud", "model.depth=3,4",
+                  "init.repeats=20")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "[HYDRA] Launching 2 jobs locally" in out.stdout + out.stderr
+    progress = [line for line in out.stderr.splitlines() if line.startswith("[1/2] tanh xavier D=3 plain: ")]
+    assert [line.split(": ")[1] for line in progress[:-1]] == ["1/20"] + [f"{2 * i}/20" for i in range(1, 11)]
+    assert progress[-1].split(": ", 1)[1].startswith(("stable", "vanishing"))
+
+
 def test_diverging_job_is_recorded_and_the_sweep_ends_normally(tmp_path):
     out = harness(
         tmp_path, "-m", "debug=default", "study=boom", "model.activation=relu", "model.init=he_normal",
@@ -130,10 +226,13 @@ def test_diverging_job_is_recorded_and_the_sweep_ends_normally(tmp_path):
     client = store(tmp_path)
     _, runs = runs_of(client, "boom")
     children = {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
-    assert set(children) == {"scale=1", "scale=1000"}
+    assert set(children) == {"relu he D=30 plain", "relu he*1000 D=30 plain"}
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert children["scale=1"].data.metrics["diverged"] == 0
-    boom = children["scale=1000"].data.metrics
+    assert children["relu he D=30 plain"].data.metrics["diverged"] == 0
+    boom = children["relu he*1000 D=30 plain"].data.metrics
+    assert (
+        children["relu he*1000 D=30 plain"].data.tags["mlflow.note.content"].startswith("diverged: NaN/Inf")
+    )
     assert boom["diverged"] == 1 and boom["diverged_step"] == 0 and 1 <= boom["diverged_layer"] <= 31
     assert_nothing_misfiled(client)
 

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from harness.app import CONF_DIR, group_options, run_name, validate_command
+from harness.app import CONF_DIR, group_options, validate_command
 from harness.config import ConfigError, StudyConfig, config_hash, parse_config
 
 GROUPS = [
@@ -120,19 +120,6 @@ def test_resume_takes_true_false_or_a_run_id():
     message = "tracking.heartbeat_seconds: got 0.0; allowed: a finite number > 0"
     with pytest.raises(ConfigError, match=message):
         parse_config(_compose(["tracking.heartbeat_seconds=0"]))
-
-
-def test_run_names_from_swept_values():
-    overrides = [
-        "model.depth=50",
-        "model.activation=tanh",
-        "model.init_scale=1.5",
-        "model.skip=false",
-        "seed=3",
-    ]
-    swept = ["model.depth", "model.activation", "model.init_scale", "model.skip"]
-    assert run_name(overrides, swept, "x") == "depth=50 act=tanh scale=1.5 skip=off"
-    assert run_name([], None, "default") == "default"
 
 
 @pytest.mark.parametrize(

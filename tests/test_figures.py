@@ -75,10 +75,13 @@ def test_build_twice_identical_csv_and_no_new_jobs(tmp_path):
     out = figure(first, str(config))
     assert out.returncode == 0 and "ran 0 job(s), reused 8 run(s)" in out.stderr
     assert len(runs_in(first, "fig_small")) == before == 8
-    # the figure runs record where the figure came from
+    # the figure's run records where the figure came from; a rebuild updates it, never a duplicate
     figure_runs = runs_in(first, "figures")
-    assert len(figure_runs) == 2
+    assert len(figure_runs) == 1
     run = figure_runs[0]
+    assert run.info.status == "FINISHED" and run.data.tags["harness.builds"] == "2"
+    assert run.data.metrics["jobs_reused"] == 8  # the latest build's
+    assert f"/runs/{run.info.run_id}/artifacts" in out.stderr
     sources = set(run.data.tags["harness.source_runs"].split(","))
     assert sources == {r.info.run_id for r in runs_in(first, "fig_small")}
     assert len(run.data.tags["harness.figure_hash"]) == 16 and run.data.tags["version.numpy"]

@@ -1,0 +1,135 @@
+"""What a run and a sweep say, in words a person reads in the MLflow table: run names, one-line
+verdicts, the params that apply to a run's mode, and the order in which summaries are logged (MLflow's
+compare views default to the first keys logged). Plain objects in, strings and dicts out.
+
+The verdict's ``slope`` is ``grad_h_slope``: the least-squares slope of ln ||dL/dh_l||^2 per layer l.
+Positive: the gradient grows towards the output, so it vanishes towards the input.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness.config import StudyConfig, flatten, to_dict
+from harness.nn.init import canonical_init
+
+# logged first, in this order: the compare page's default metric and the scatter's axes
+KEY_METRICS = ("grad_h_ratio_log10", "grad_h_slope", "theory_rate", "diverged")
+STABLE_DECADES = 1.0  # |log10 ||dL/dh_1|| / ||dL/dh_D||| up to this: "stable"
+SHORT_INIT = {"he_normal": "he", "xavier_normal": "xavier", "lecun_normal": "lecun",
+              "he_uniform": "he_unif", "xavier_uniform": "xavier_unif", "orthogonal": "orth"}  # fmt: skip
+NORMS = {"layer": "LN", "batch": "BN"}
+IN_NAME = ("model.activation", "model.init", "model.init_scale", "model.depth", "model.skip", "model.norm")
+FIRST_PARAMS = (
+    "model.depth", "model.activation", "model.init", "model.init_scale", "model.skip", "model.norm",
+    "model.width", "mode", "seed",
+)  # fmt: skip
+GROUPS = ("data", "loss", "optim")  # config groups whose choice is their ``name``
+NOT_PARAMS = ("study", "resume", "tracking.")  # where a run is recorded, not what it computes
+
+
+def run_name(config: StudyConfig, swept: list[str] | None = None) -> str:
+    """``tanh xavier D=20 plain``: activation, init (``he*2``: times its scale unless 1), depth, plain/skip, norm, and
+    ``key=value`` for every other swept key (``swept``: config keys such as ``model.width``)."""
+    m = config.model
+    init = SHORT_INIT.get(canonical_init(m.init), m.init)
+    scale = "" if m.init_scale == 1 else f"*{m.init_scale:g}"
+    parts = [m.activation, f"{init}{scale}", f"D={m.depth}", "skip" if m.skip else "plain"]
+    if m.norm != "none":
+        parts.append(NORMS[m.norm])
+    values = flatten(to_dict(config))
+    for key in map(param_key, swept or []):
+        if key in IN_NAME or key.startswith(NOT_PARAMS) or key not in values:
+            continue
+        short = key.split(".")[-2] if key.endswith(".name") else key.split(".")[-1]
+        parts.append(f"{short}={_fmt(values[key])}")
+    return " ".join(parts)
+
+
+def param_key(key: str) -> str:
+    """The param a swept key sets: ``model.depth`` itself, ``optim`` (a config group) its ``optim.name``."""
+    key = key.lstrip("+~")
+    return f"{key}.name" if key in GROUPS else key
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def run_params(config: StudyConfig) -> dict[str, Any]:
+    """The params that apply to the run's mode, the model's first: no ``train.*``/``optim.*`` in init
+    mode, no ``init.*`` in train mode, only ``gradcheck.mode`` when the check is off, no ``tracking.*``
+    (the full config is the run's ``config.yaml``)."""
+    values = flatten(to_dict(config))
+    drop = ("init.",) if config.mode == "train" else ("train.", "optim.")
+    if config.gradcheck.mode == "off":
+        drop += tuple(f"gradcheck.{k}" for k in ("directions", "entries", "batch_size", "threshold"))
+    kept = {k: v for k, v in values.items() if not k.startswith(NOT_PARAMS + drop)}
+    return {k: kept[k] for k in FIRST_PARAMS if k in kept} | kept
+
+
+def summary_order(summary: dict[str, float]) -> list[str]:
+    """The summary keys with ``KEY_METRICS`` first."""
+    return [k for k in KEY_METRICS if k in summary] + [k for k in summary if k not in KEY_METRICS]
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def verdict(summary: dict[str, float], mode: str = "init") -> str:
+    """One line whose first 47 characters (what the runs table shows of a description) say it all:
+    ``vanishing 10^-2.9, slope +0.70 (theory +0.69)``, then a failed gradient check, the final loss
+    and accuracy (train mode) and what the numbers are."""
+    ratio, slope = summary.get("grad_h_ratio_log10"), summary.get("grad_h_slope")
+    explain = ""
+    if summary.get("diverged"):
+        step, layer = summary.get("diverged_step"), summary.get("diverged_layer")
+        where = f" at step {step:.0f}" if _finite(step) and mode == "train" else ""
+        where += f", layer {layer:.0f}" if _finite(layer) else ""
+        text = f"diverged: NaN/Inf{where}"
+    elif not _finite(ratio):
+        text = "no finite gradient ratio (zero or non-finite gradients)"
+    else:
+        kind = "stable" if abs(ratio) <= STABLE_DECADES else "vanishing" if ratio < 0 else "exploding"
+        text = f"{kind} 10^{ratio:+.1f}"
+        explain = " | ||dL/dh_1||/||dL/dh_D||"
+        if _finite(slope):
+            text += f", slope {slope:+.2f}"
+            theory = summary.get("theory_rate")
+            text += f" (theory {theory:+.2f})" if _finite(theory) else ""
+            explain += "; slope of ln ||dL/dh_l||^2 per layer"
+    if summary.get("gradcheck_passed") == 0:
+        worst = summary.get("gradcheck_max_rel_error", math.nan)
+        text += f"; gradient check FAILED (max rel. error {worst:.1e})"
+    if mode == "train" and _finite(summary.get("final_loss")):
+        text += f"; final loss {summary['final_loss']:.3g}"
+        if _finite(summary.get("final_accuracy")):
+            text += f", accuracy {summary['final_accuracy']:.3f}"
+    return text + explain
+
+
+def sweep_findings(rows: list[dict[str, Any]]) -> list[str]:
+    """From the children's rows (``name``, ``status`` and summaries): the most vanishing and the most
+    exploding finished child, and how many diverged."""
+    finished = [r for r in rows if r.get("status") == "FINISHED"]
+    parts = []
+    ratios = [r for r in finished if _finite(r.get("grad_h_ratio_log10"))]
+    if ratios:
+        low = min(ratios, key=lambda r: r["grad_h_ratio_log10"])
+        high = max(ratios, key=lambda r: r["grad_h_ratio_log10"])
+        if low["grad_h_ratio_log10"] < 0:
+            parts.append(f"most vanishing {low['name']} (10^{low['grad_h_ratio_log10']:+.1f})")
+        if high["grad_h_ratio_log10"] > 0:
+            parts.append(f"most exploding {high['name']} (10^{high['grad_h_ratio_log10']:+.1f})")
+    diverged = sum(bool(r.get("diverged")) for r in finished)
+    if diverged:
+        parts.append(f"{diverged} diverged")
+    return parts
+
+
+def sweep_verdict(rows: list[dict[str, Any]]) -> str:
+    """The parent's description: how many jobs finished, then ``sweep_findings``."""
+    finished = sum(r.get("status") == "FINISHED" for r in rows)
+    return "; ".join([f"{finished} of {len(rows)} jobs FINISHED", *sweep_findings(rows)])
