@@ -25,13 +25,21 @@ FIRST_PARAMS = (
     "model.depth", "model.activation", "model.init", "model.init_scale", "model.skip", "model.norm",
     "model.width", "mode", "seed",
 )  # fmt: skip
+DATA_KEYS = {  # the data.* keys each dataset reads (harness.data.load_data)
+    "gaussian": ("input_dim", "output_dim", "n_train", "n_test"),
+    "teacher_student": ("input_dim", "output_dim", "n_train", "n_test", "noise", "teacher_width"),
+    "spirals": ("n_train", "n_test", "noise"),
+    "blobs": ("input_dim", "n_train", "n_test", "noise", "classes"),
+    "digits": ("test_fraction",),
+    "file": ("path", "test_fraction"),
+}
 GROUPS = ("data", "loss", "optim")  # config groups whose choice is their ``name``
 NOT_PARAMS = ("study", "resume", "tracking.")  # where a run is recorded, not what it computes
 
 
 def run_name(config: StudyConfig, swept: list[str] | None = None) -> str:
-    """``tanh xavier D=20 plain``: activation, init (``he*2``: times its scale unless 1), depth, plain/skip, norm, and
-    ``key=value`` for every other swept key (``swept``: config keys such as ``model.width``)."""
+    """``tanh xavier D=20 plain``: activation, init (``he*2``: times its scale unless 1), depth,
+    plain/skip, norm, and ``key=value`` for every other swept key (config keys: ``model.width``)."""
     m = config.model
     init = SHORT_INIT.get(canonical_init(m.init), m.init)
     scale = "" if m.init_scale == 1 else f"*{m.init_scale:g}"
@@ -59,13 +67,15 @@ def _fmt(value: Any) -> str:
 
 def run_params(config: StudyConfig) -> dict[str, Any]:
     """The params that apply to the run's mode, the model's first: no ``train.*``/``optim.*`` in init
-    mode, no ``init.*`` in train mode, only ``gradcheck.mode`` when the check is off, no ``tracking.*``
-    (the full config is the run's ``config.yaml``)."""
+    mode, no ``init.*`` in train mode, only ``gradcheck.mode`` when the check is off, only the
+    ``data.*`` keys the dataset reads, no ``tracking.*`` (the full config is the run's ``config.yaml``)."""
     values = flatten(to_dict(config))
     drop = ("init.",) if config.mode == "train" else ("train.", "optim.")
     if config.gradcheck.mode == "off":
         drop += tuple(f"gradcheck.{k}" for k in ("directions", "entries", "batch_size", "threshold"))
+    used = {f"data.{k}" for k in ("name", *DATA_KEYS.get(config.data.name, ()))}
     kept = {k: v for k, v in values.items() if not k.startswith(NOT_PARAMS + drop)}
+    kept = {k: v for k, v in kept.items() if not k.startswith("data.") or k in used}
     return {k: kept[k] for k in FIRST_PARAMS if k in kept} | kept
 
 

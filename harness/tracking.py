@@ -486,7 +486,7 @@ def runs_view(
     name = column("attributes", "Run Name")
     # widths apply to the columns listed in columnOrder (the UI's ids; "runDateAndNestInfo" is Created)
     order = [name, "runDateAndNestInfo", "duration", *columns]
-    widths = {name: 260, column("attributes", "Description"): 560} | {c: 150 for c in columns[1:]}
+    widths = {name: 250, columns[0]: 370} | {c: 130 if c.startswith("metrics") else 120 for c in columns[1:]}
     state = {"searchFilter": search, "orderByKey": column("metrics", sort or metrics[0]),
              "orderByAsc": ascending, "selectedColumns": columns, "columnOrder": order,
              "columnWidths": widths}  # fmt: skip

@@ -113,8 +113,8 @@ def test_a_signal_ends_the_job_killed_with_its_metrics_and_the_parent_killed(tmp
 
 
 def test_an_interrupted_init_study_keeps_the_draws_it_finished(tmp_path):
-    proc = start(tmp_path, "study=draws", "debug=default", "init.repeats=100000", "gradcheck=off")
-    progress = "repeats=100000: 10000/100000"  # the progress line at 10%
+    proc = start(tmp_path, "-v", "study=draws", "debug=default", "init.repeats=100000", "gradcheck=off")
+    progress = "repeats=100000: 10000/100000"  # the progress line at 10% (-v: also in a log)
     wait_for(lambda: progress in (tmp_path / "stderr.txt").read_text(), what="10% of the draws")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 143
@@ -124,6 +124,9 @@ def test_an_interrupted_init_study_keeps_the_draws_it_finished(tmp_path):
     assert draws >= 10000 and run.data.tags["harness.completed"] == f"{draws} of 100000 draws"
     assert "grad_h_ratio_log10" in run.data.metrics
     assert len(client(tmp_path).get_metric_history(run.info.run_id, "profile/grad_h")) == 4  # debug depth
+    assert run.data.tags["mlflow.note.content"].startswith(
+        f"stopped by SIGTERM after {draws} of 100000 draws: "
+    )
     no_run_left_running(tmp_path)
 
 

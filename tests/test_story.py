@@ -43,12 +43,20 @@ def test_params_are_those_of_the_runs_mode_model_first():
     assert list(init)[:6] == ["model.depth", "model.activation", "model.init", "model.init_scale",
                               "model.skip", "model.norm"]  # fmt: skip
     assert "init.repeats" in init and "gradcheck.directions" in init
+    assert {k for k in init if k.startswith("data.")} == {
+        "data.name",
+        "data.input_dim",
+        "data.output_dim",
+        "data.n_train",
+        "data.n_test",
+    }  # gaussian's
     assert not [k for k in init if k.startswith(("train.", "optim.", "tracking.", "study", "resume"))]
     train = run_params(
         config(mode="train", data__name="teacher_student", loss__name="mse", gradcheck__mode="off")
     )
     assert "optim.lr" in train and "train.steps" in train and "gradcheck.mode" in train
     assert not [k for k in train if k.startswith(("init.", "tracking."))]
+    assert "data.teacher_width" in train and "data.classes" not in train
     assert not [k for k in train if k.startswith("gradcheck.") and k != "gradcheck.mode"]
 
 
@@ -100,3 +108,12 @@ def test_sweep_verdict_names_the_extremes():
     )
     assert sweep_findings(rows[:1]) == ["most vanishing a (10^-3.0)"]  # nothing exploding: not named
     assert sweep_verdict([]) == "0 of 0 jobs FINISHED"
+
+
+def test_every_dataset_names_the_data_keys_it_reads():
+    from harness.config import DATASETS, DataConfig
+    from harness.story import DATA_KEYS
+
+    assert set(DATA_KEYS) == set(DATASETS)
+    fields = set(DataConfig.__dataclass_fields__)
+    assert all(set(keys) <= fields for keys in DATA_KEYS.values())
