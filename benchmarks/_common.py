@@ -85,3 +85,9 @@ def write_json(path: str | None, name: str, rows: list[dict], **meta: object) ->
     if path:
         with open(path, "w") as f:
             json.dump({"benchmark": name, "machine": machine(), **meta, "rows": rows}, f, indent=1)
+
+
+def overrides_of(run) -> dict[str, str]:  # noqa: ANN001 - an MLflow Run
+    """The job's overrides as written (the ``harness.overrides`` tag): ``tracking.*`` is no param."""
+    words = run.data.tags.get("harness.overrides", "").split()
+    return dict(w.lstrip("+~").split("=", 1) for w in words if "=" in w)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, table, write_json  # noqa: E402
+from _common import machine, overrides_of, table, write_json  # noqa: E402
 
 
 def main() -> None:
@@ -70,7 +70,7 @@ def main() -> None:
             total = (r.info.end_time - r.info.start_time) / 1000
             mlflow_s = total - m["time/study_s"] - m["time/figures_s"]
             rows.append(dict(depth=int(p["model.depth"]), log_every=int(p["train.log_every"]),
-                             flush_s=float(p["tracking.flush_seconds"]),
+                             flush_s=float(overrides_of(r)["tracking.flush_seconds"]),
                              rows=counts.get(r.info.run_id, 0), total_s=total,
                              study_s=m["time/study_s"], mlflow_s=mlflow_s, mlflow_pct=100 * mlflow_s / total,
                              figures_s=m["time/figures_s"]))  # fmt: skip

@@ -261,6 +261,9 @@ def test_a_failing_job_fails_its_child_and_parent_but_not_the_others(tmp_path):
     assert parent.info.status == "FAILED" and statuses == ["FAILED", "FINISHED"]
     failed = next(r for r in runs if r.info.status == "FAILED" and r is not parent)
     assert "MemoryError" in failed.data.tags["harness.error"]
+    assert failed.data.tags["mlflow.note.content"].startswith("FAILED: MemoryError")
+    assert parent.data.tags["mlflow.note.content"].startswith("1 of 2 jobs FINISHED")
+    assert parent.data.metrics["jobs_finished"] == 1 and parent.data.metrics["jobs"] == 2
     assert_nothing_misfiled(client)
 
 
