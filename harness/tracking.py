@@ -240,9 +240,14 @@ class Run:
         tags = dict(tags) | liveness_tags(heartbeat)
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
+        run = None
         try:
             with processes.deferred():
                 run = client(uri).create_run(experiment_id, run_name=name, tags=tags)
+        except KeyboardInterrupt as stop:  # a signal while the run was created: it ends KILLED, empty
+            if run is not None:
+                _end_stopped(uri, run.info.run_id, processes.signal_name(stop))
+            raise
         except Exception as err:
             raise StoreError(f"store {uri} could not create run {name!r}: {first_line(err)}") from None
         self = cls(uri, run.info.run_id, flush_seconds)
@@ -357,6 +362,15 @@ class Run:
         with processes.deferred():
             self.flush()
             self._call(self._client.set_terminated, status)
+
+
+def _end_stopped(uri: str, run_id: str, signal_name: str) -> None:
+    """End a run that a signal stopped before anything was measured (best effort: else it is lost)."""
+    c = client(uri)
+    with contextlib.suppress(Exception), processes.deferred():
+        c.set_tag(run_id, "harness.stopped_by", signal_name)
+        c.set_tag(run_id, "mlflow.note.content", f"stopped by {signal_name} before anything was measured")
+        c.set_terminated(run_id, "KILLED")
 
 
 def liveness_tags(heartbeat: float) -> dict[str, str]:

@@ -1,10 +1,13 @@
 """Store resolution and what a run logs, against a real SQLite store."""
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from harness import tracking
+from harness import processes, tracking
 from harness.runner import layer_picks, metrics_of
 from harness.study import StudyResult
 
@@ -107,3 +110,30 @@ def test_check_store_refuses_a_folder_that_is_a_file(tmp_path):
         assert str(err).startswith(f"tracking store {uri}: cannot write in {tmp_path}/file")
     else:
         raise AssertionError("a store under a file was accepted")
+
+
+def test_a_signal_while_a_run_is_created_ends_it_killed(tmp_path, monkeypatch):
+    """A real SIGTERM delivered while MLflow creates the run (the store's call is wrapped only to time
+    the signal): the run is not left RUNNING for a later launch to call lost, it ends KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking.resolve_uri(None, tmp_path)
+    experiment_id = tracking.prepare(uri, "created")
+    create = MlflowClient.create_run
+
+    def create_then_signal(self, *args, **kwargs):
+        run = create(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # held back by processes.deferred() until the block ends
+        return run
+
+    monkeypatch.setattr(MlflowClient, "create_run", create_then_signal)
+    processes.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tracking.Run.start(uri, experiment_id, "r", {})
+    finally:
+        processes.uninstall()
+    monkeypatch.undo()
+    (run,) = tracking.client(uri).search_runs([experiment_id])
+    assert run.info.status == "KILLED" and run.data.tags["harness.stopped_by"] == "SIGTERM"
+    assert run.data.tags["mlflow.note.content"] == "stopped by SIGTERM before anything was measured"
