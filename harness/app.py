@@ -268,8 +268,9 @@ def _run_job(cfg: DictConfig) -> None:
         return
     if "uri" not in STATE:  # launched without main()
         _prepare_store(config)
-    name = run_name(config, [o.lstrip("+~").split("=", 1)[0] for o in overrides])
-    ctx = JobContext(STATE["uri"], STATE["experiment_id"], name, None, tags, **common)
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    name = run_name(config, keys)
+    ctx = JobContext(STATE["uri"], STATE["experiment_id"], name, None, tags, **common, swept=keys)
     run = execute(config, ctx, cwd, raise_errors=True)
     print(f"run {run.run_id} finished in experiment {STATE['experiment']!r} ({STATE['uri']})\n"
           f"{_study_link()}", file=sys.stderr)  # fmt: skip
@@ -313,7 +314,7 @@ def _sweep_job(config: StudyConfig, hc: object, tags: dict, common: dict) -> Non
                     print(f"{label}: skipped, already FINISHED as run {done}", file=sys.stderr)
                     return
             ctx = JobContext(info["uri"], info["experiment_id"], name, info["parent_id"], tags, **common,
-                             label=label, live=not worker)  # fmt: skip
+                             label=label, live=not worker, swept=info["swept"])  # fmt: skip
             execute(config, ctx, hc.runtime.cwd, raise_errors=False)
         finally:
             if worker:

@@ -106,7 +106,13 @@ class SweepCallback(Callback):
         else:
             name = f"sweep {sweep_dir.name}: {', '.join(keys) or 'no swept keys'}"
             parent = tracking.Run.start(uri, experiment_id, name, tags, heartbeat=heartbeat)
-        parent.log_params(swept_values(config))
+        # from here on the parent is ended whatever happens (end_parent)
+        STATE.update(parent=parent, parent_id=parent.run_id, launched=launched, ended=False, failed=0,
+                     swept=keys)  # fmt: skip
+        values = swept_values(config)
+        parent.set_tags({"harness.swept_values": json.dumps(values)[:5000]})  # this launch's, as written
+        if not STATE.get("resume_id"):  # a param cannot change: a resumed sweep keeps its first values
+            parent.log_params(values)
         parent.flush()  # the swept values show on the parent while its jobs run
         info = {"uri": uri, "experiment_id": experiment_id, "parent_id": parent.run_id, "swept": keys,
                 "sweep_dir": str(sweep_dir), "resume": bool(STATE.get("resume_id")),
@@ -205,7 +211,7 @@ def _end(stop: BaseException | None, crashed: bool) -> tuple[str, str]:
     parent.flush()
     STATE["failed"] = jobs - count["FINISHED"]
     try:
-        findings = sweep_story.tell(parent, list(latest.values()), STATE.get("swept", []), stop is None)
+        findings = sweep_story.tell(parent, list(latest.values()), STATE.get("swept", []), jobs, stop is None)
         STATE["story"] = f"\n{findings}" if findings else ""
     except Exception as err:  # the status is recorded; the story is a summary of what is stored
         processes.say(f"harness: no summary in the sweep's parent run ({tracking.first_line(err)})")

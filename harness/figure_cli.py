@@ -134,7 +134,9 @@ def build(name: str, uri: str | None = None, out: str | Path = "figures", cwd: P
     if commit:
         tags["harness.git_commit"] = commit
     figures_id = tracking.prepare(uri, FIGURE_EXPERIMENT)
-    before = tracking.run_with_tag(uri, figures_id, "harness.figure_hash", spec.digest())
+    before = tracking.run_with_tags(
+        uri, figures_id, {"harness.figure": name, "harness.figure_hash": spec.digest()}
+    )
     if before is None:  # first build of this config
         run = tracking.Run.start(uri, figures_id, name, tags | {"harness.builds": "1"})
     else:  # the same config again: its run is updated (artifacts replaced, metrics appended)

@@ -38,6 +38,7 @@ class JobContext:
     config_yaml: str = ""  # the resolved config, as logged
     label: str = ""  # how the job's progress line starts (default: the run name)
     live: bool = True  # a live progress line (on a terminal); False in a launcher's worker
+    swept: list[str] = field(default_factory=list)  # keys the command varies: always logged as params
 
 
 def git_commit(cwd: str | Path) -> str | None:
@@ -193,14 +194,14 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
         array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
         tags["harness.slurm_job"] = f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
     t = config.tracking
+    picks = layer_picks(config.model.depth, t.max_layers)
+    line = JobLine(ctx.label or ctx.run_name, ctx.live)
     run = tracking.Run.start(ctx.uri, ctx.experiment_id, ctx.run_name, tags, ctx.parent_id,
                              heartbeat=t.heartbeat_seconds, flush_seconds=t.flush_seconds)  # fmt: skip
-    picks = layer_picks(config.model.depth, t.max_layers)
     streamed = [-1]  # the last training step handed to the stream
     result, done = None, set()
-    line = JobLine(ctx.label or ctx.run_name, ctx.live)
     try:
-        run.log_params(run_params(config))
+        run.log_params(run_params(config, ctx.swept))
         if ctx.config_yaml:
             run.log_text(ctx.config_yaml, "config.yaml")
         if ctx.output_dir is not None:

@@ -33,7 +33,7 @@ DATA_KEYS = {  # the data.* keys each dataset reads (harness.data.load_data)
     "digits": ("test_fraction",),
     "file": ("path", "test_fraction"),
 }
-GROUPS = ("data", "loss", "optim")  # config groups whose choice is their ``name``
+GROUP_KEYS = {"data": "data.name", "loss": "loss.name", "optim": "optim.name", "gradcheck": "gradcheck.mode"}
 NOT_PARAMS = ("study", "resume", "tracking.")  # where a run is recorded, not what it computes
 
 
@@ -50,25 +50,26 @@ def run_name(config: StudyConfig, swept: list[str] | None = None) -> str:
     for key in map(param_key, swept or []):
         if key in IN_NAME or key.startswith(NOT_PARAMS) or key not in values:
             continue
-        short = key.split(".")[-2] if key.endswith(".name") else key.split(".")[-1]
+        short = key.split(".")[0] if key in GROUP_KEYS.values() else key.split(".")[-1]
         parts.append(f"{short}={_fmt(values[key])}")
     return " ".join(parts)
 
 
 def param_key(key: str) -> str:
-    """The param a swept key sets: ``model.depth`` itself, ``optim`` (a config group) its ``optim.name``."""
+    """The param a swept key sets: ``model.depth`` itself, a config group its choice (``optim.name``)."""
     key = key.lstrip("+~")
-    return f"{key}.name" if key in GROUPS else key
+    return GROUP_KEYS.get(key, key)
 
 
 def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def run_params(config: StudyConfig) -> dict[str, Any]:
+def run_params(config: StudyConfig, swept: list[str] | None = None) -> dict[str, Any]:
     """The params that apply to the run's mode, the model's first: no ``train.*``/``optim.*`` in init
     mode, no ``init.*`` in train mode, only ``gradcheck.mode`` when the check is off, only the
-    ``data.*`` keys the dataset reads, no ``tracking.*`` (the full config is the run's ``config.yaml``)."""
+    ``data.*`` keys the dataset reads, no ``tracking.*`` (the full config is the run's ``config.yaml``);
+    but every key in ``swept`` (what the sweep varies is a column of its table)."""
     values = flatten(to_dict(config))
     drop = ("init.",) if config.mode == "train" else ("train.", "optim.")
     if config.gradcheck.mode == "off":
@@ -76,6 +77,8 @@ def run_params(config: StudyConfig) -> dict[str, Any]:
     used = {f"data.{k}" for k in ("name", *DATA_KEYS.get(config.data.name, ()))}
     kept = {k: v for k, v in values.items() if not k.startswith(NOT_PARAMS + drop)}
     kept = {k: v for k, v in kept.items() if not k.startswith("data.") or k in used}
+    swept_params = [k for k in map(param_key, swept or []) if k in values and k not in ("study", "resume")]
+    kept |= {k: values[k] for k in swept_params}  # what the sweep varies is always a column
     return {k: kept[k] for k in FIRST_PARAMS if k in kept} | kept
 
 
@@ -120,26 +123,40 @@ def verdict(summary: dict[str, float], mode: str = "init") -> str:
     return text + explain
 
 
+def extremes(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Among the finished rows with a finite ratio: ``min`` and ``max`` of ``grad_h_ratio_log10``, and
+    ``vanishing`` / ``exploding``, the same rows when their own verdict says so (beyond a decade)."""
+    finished = [r for r in rows if r.get("status") == "FINISHED" and _finite(r.get("grad_h_ratio_log10"))]
+    if not finished:
+        return {}
+    low = min(finished, key=lambda r: r["grad_h_ratio_log10"])
+    high = max(finished, key=lambda r: r["grad_h_ratio_log10"])
+    out = {"min": low, "max": high}
+    if low["grad_h_ratio_log10"] < -STABLE_DECADES:
+        out["vanishing"] = low
+    if high["grad_h_ratio_log10"] > STABLE_DECADES:
+        out["exploding"] = high
+    return out
+
+
+def diverged_count(rows: list[dict[str, Any]]) -> int:
+    return sum(r.get("status") == "FINISHED" and r.get("diverged") == 1 for r in rows)
+
+
 def sweep_findings(rows: list[dict[str, Any]]) -> list[str]:
     """From the children's rows (``name``, ``status`` and summaries): the most vanishing and the most
-    exploding finished child, and how many diverged."""
-    finished = [r for r in rows if r.get("status") == "FINISHED"]
+    exploding finished child (where their verdicts say so), and how many diverged."""
     parts = []
-    ratios = [r for r in finished if _finite(r.get("grad_h_ratio_log10"))]
-    if ratios:
-        low = min(ratios, key=lambda r: r["grad_h_ratio_log10"])
-        high = max(ratios, key=lambda r: r["grad_h_ratio_log10"])
-        if low["grad_h_ratio_log10"] < 0:
-            parts.append(f"most vanishing {low['name']} (10^{low['grad_h_ratio_log10']:+.1f})")
-        if high["grad_h_ratio_log10"] > 0:
-            parts.append(f"most exploding {high['name']} (10^{high['grad_h_ratio_log10']:+.1f})")
-    diverged = sum(bool(r.get("diverged")) for r in finished)
-    if diverged:
-        parts.append(f"{diverged} diverged")
+    for kind, row in extremes(rows).items():
+        if kind in ("vanishing", "exploding"):
+            parts.append(f"most {kind} {row['name']} (10^{row['grad_h_ratio_log10']:+.1f})")
+    if diverged_count(rows):
+        parts.append(f"{diverged_count(rows)} diverged")
     return parts
 
 
-def sweep_verdict(rows: list[dict[str, Any]]) -> str:
-    """The parent's description: how many jobs finished, then ``sweep_findings``."""
+def sweep_verdict(rows: list[dict[str, Any]], jobs: int = 0) -> str:
+    """The parent's description: how many of the ``jobs`` (at least the rows) finished, then
+    ``sweep_findings``."""
     finished = sum(r.get("status") == "FINISHED" for r in rows)
-    return "; ".join([f"{finished} of {len(rows)} jobs FINISHED", *sweep_findings(rows)])
+    return "; ".join([f"{finished} of {max(jobs, len(rows))} jobs FINISHED", *sweep_findings(rows)])

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness import tracking
-from harness.story import KEY_METRICS, param_key, sweep_findings, sweep_verdict
+from harness.story import KEY_METRICS, diverged_count, extremes, param_key, sweep_findings, sweep_verdict
 
 MAX_PROFILES = 48  # lines in the overlay beyond which it stops being readable
 NOTE = "mlflow.note.content"
@@ -56,19 +56,19 @@ def _metric(row: dict[str, Any], key: str) -> float:
     return float(value) if isinstance(value, float | int) else math.nan
 
 
-def metrics_and_tags(rows: list[dict[str, Any]]) -> tuple[list[tuple[str, float, int]], dict[str, str]]:
-    """The parent's metrics and tags from the rows."""
+def metrics_and_tags(
+    rows: list[dict[str, Any]], jobs: int = 0
+) -> tuple[list[tuple[str, float, int]], dict[str, str]]:
+    """The parent's metrics and tags from the rows (``jobs``: the sweep's, also those without a run)."""
     finished = [r for r in rows if r["status"] == "FINISHED"]
-    metrics = [("jobs", len(rows), 0), ("jobs_finished", len(finished), 0),
-               ("jobs_diverged", sum(_metric(r, "diverged") == 1 for r in finished), 0)]  # fmt: skip
-    tags = {NOTE: sweep_verdict(rows)}
-    ratios = [r for r in finished if math.isfinite(_metric(r, "grad_h_ratio_log10"))]
-    if ratios:
-        low = min(ratios, key=lambda r: r["grad_h_ratio_log10"])
-        high = max(ratios, key=lambda r: r["grad_h_ratio_log10"])
-        metrics += [("grad_h_ratio_log10_min", low["grad_h_ratio_log10"], 0),
-                    ("grad_h_ratio_log10_max", high["grad_h_ratio_log10"], 0)]  # fmt: skip
-        tags |= {"harness.most_vanishing": low["run_id"], "harness.most_exploding": high["run_id"]}
+    metrics = [("jobs", max(jobs, len(rows)), 0), ("jobs_finished", len(finished), 0),
+               ("jobs_diverged", diverged_count(rows), 0)]  # fmt: skip
+    tags = {NOTE: sweep_verdict(rows, jobs)}
+    found = extremes(rows)
+    if found:
+        metrics += [("grad_h_ratio_log10_min", found["min"]["grad_h_ratio_log10"], 0),
+                    ("grad_h_ratio_log10_max", found["max"]["grad_h_ratio_log10"], 0)]  # fmt: skip
+    tags |= {f"harness.most_{k}": found[k]["run_id"] for k in ("vanishing", "exploding") if k in found}
     return metrics, tags
 
 
@@ -97,10 +97,11 @@ def _figures(parent: tracking.Run, rows: list[dict[str, Any]], swept: list[str])
         parent.log_figure(fig, "sweep/rate_by_factor.png")
 
 
-def tell(parent: tracking.Run, runs: list, swept: list[str], figures: bool = True) -> str:
-    """Write the story of ``runs`` (the latest child of each job) into ``parent``; its findings."""
+def tell(parent: tracking.Run, runs: list, swept: list[str], jobs: int = 0, figures: bool = True) -> str:
+    """Write the story of ``runs`` (the latest child of each job, of ``jobs``) into ``parent``; its
+    findings."""
     rows = rows_of(runs, swept)
-    metrics, tags = metrics_and_tags(rows)
+    metrics, tags = metrics_and_tags(rows, jobs)
     parent.log_metrics(metrics)
     parent.set_tags(tags)
     parent.log_text(csv_text(rows), "sweep/summary.csv")

@@ -529,10 +529,11 @@ def finished_runs_by_hash(uri: str, experiment_id: str, config_hash: str) -> lis
     return list(runs)
 
 
-def run_with_tag(uri: str, experiment_id: str, key: str, value: str):  # noqa: ANN201 - Run or None
-    """The oldest run of the experiment whose tag ``key`` is ``value`` (deleted runs not counted)."""
+def run_with_tags(uri: str, experiment_id: str, tags: dict[str, str]):  # noqa: ANN201 - Run or None
+    """The oldest run of the experiment with all these tag values (deleted runs not counted)."""
+    where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
     runs = client(uri).search_runs(
-        [experiment_id], filter_string=f"tags.`{key}` = '{value}'", max_results=1,
+        [experiment_id], filter_string=where, max_results=1,
         order_by=["attributes.start_time ASC"],
     )  # fmt: skip
     return runs[0] if runs else None

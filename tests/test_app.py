@@ -55,7 +55,7 @@ def test_single_run(tmp_path):
     out = harness(tmp_path, *DEBUG, "study=single", "model.depth=5")
     assert out.returncode == 0, out.stderr
     lines = out.stderr.strip().splitlines()
-    assert lines[0].startswith("tanh xavier D=5 plain: stable 10^")  # the job's one line: its verdict
+    assert lines[0].startswith("tanh xavier D=5 plain gradcheck=directional: stable 10^")  # its verdict
     assert lines[-2].startswith(
         "runs table (sorted by grad_h_ratio_log10): http://127.0.0.1:5000/#/experiments/"
     )
@@ -65,7 +65,9 @@ def test_single_run(tmp_path):
     exp, runs = runs_of(client, "single")
     assert Path(exp.artifact_location.removeprefix("file://")).parent == tmp_path / "mlruns"
     (run,) = runs
-    assert run.info.status == "FINISHED" and run.info.run_name == "tanh xavier D=5 plain"
+    assert (
+        run.info.status == "FINISHED" and run.info.run_name == "tanh xavier D=5 plain gradcheck=directional"
+    )
     assert run.data.params["model.depth"] == "5" and run.data.params["model.activation"] == "tanh"
     assert not [k for k in run.data.params if k.startswith(("train.", "optim.", "tracking."))]  # init mode
     assert "init.repeats" in run.data.params and "study" not in run.data.params
@@ -136,7 +138,7 @@ def test_multirun_parent_and_named_children(tmp_path, launcher):
 
 
 def test_the_sweep_tells_its_story_in_the_store_and_on_the_terminal(tmp_path):
-    out = harness(tmp_path, "-m", "debug=default", "gradcheck=off", "study=story", "model.depth=3,6",
+    out = harness(tmp_path, "-m", "debug=default", "gradcheck=off", "study=story", "model.depth=3,12",
                   "model.activation=relu,tanh", "tracking.figures=true")  # fmt: skip
     assert out.returncode == 0, out.stderr
     client = store(tmp_path)
@@ -145,8 +147,8 @@ def test_the_sweep_tells_its_story_in_the_store_and_on_the_terminal(tmp_path):
     children = sorted((r for r in runs if "mlflow.parentRunId" in r.data.tags),
                       key=lambda r: int(r.data.tags["harness.job_num"]))  # fmt: skip
     names = [c.info.run_name for c in children]
-    assert names == ["relu xavier D=3 plain", "tanh xavier D=3 plain", "relu xavier D=6 plain",
-                     "tanh xavier D=6 plain"]  # fmt: skip
+    assert names == ["relu xavier D=3 plain", "tanh xavier D=3 plain", "relu xavier D=12 plain",
+                     "tanh xavier D=12 plain"]  # fmt: skip
     # the terminal: one line per job, its verdict; no Hydra lines without -v; a link at the end
     lines = out.stderr.strip().splitlines()
     assert not [line for line in lines if "[HYDRA]" in line]
@@ -168,7 +170,7 @@ def test_the_sweep_tells_its_story_in_the_store_and_on_the_terminal(tmp_path):
         }
         assert logged == pytest.approx({k: math.log10(v) for k, v in plain.items()}, abs=1e-12)
     # the parent: swept values as params, the extremes as metrics and tags, the verdict, CSV and figures
-    assert parent.data.params == {"model.depth": "3,6", "model.activation": "relu,tanh"}
+    assert parent.data.params == {"model.depth": "3,12", "model.activation": "relu,tanh"}
     m, ratios = parent.data.metrics, [c.data.metrics["grad_h_ratio_log10"] for c in children]
     assert (m["jobs"], m["jobs_finished"], m["jobs_diverged"]) == (4, 4, 0)
     assert (m["grad_h_ratio_log10_min"], m["grad_h_ratio_log10_max"]) == (min(ratios), max(ratios))

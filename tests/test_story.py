@@ -36,6 +36,7 @@ def test_names_carry_the_factors_that_explain_the_result():
         run_name(c, ["model.width", "seed", "+optim", "tracking.figures"])
         == "relu he D=10 plain width=256 seed=3 optim=sgd"
     )
+    assert run_name(config(gradcheck__mode="off"), ["gradcheck"]) == "tanh xavier D=10 plain gradcheck=off"
 
 
 def test_params_are_those_of_the_runs_mode_model_first():
@@ -57,6 +58,9 @@ def test_params_are_those_of_the_runs_mode_model_first():
     assert "optim.lr" in train and "train.steps" in train and "gradcheck.mode" in train
     assert not [k for k in train if k.startswith(("init.", "tracking."))]
     assert "data.teacher_width" in train and "data.classes" not in train
+    swept = run_params(config(), ["train.steps", "tracking.figures", "gradcheck", "study"])
+    assert swept["train.steps"] == 300 and swept["tracking.figures"] is True  # what a sweep varies stays
+    assert "gradcheck.mode" in swept and "study" not in swept
     assert not [k for k in train if k.startswith("gradcheck.") and k != "gradcheck.mode"]
 
 
@@ -108,6 +112,9 @@ def test_sweep_verdict_names_the_extremes():
     )
     assert sweep_findings(rows[:1]) == ["most vanishing a (10^-3.0)"]  # nothing exploding: not named
     assert sweep_verdict([]) == "0 of 0 jobs FINISHED"
+    assert sweep_verdict(rows, jobs=36).startswith("3 of 36 jobs FINISHED")  # jobs without a run count
+    mild = [{"name": "m", "status": "FINISHED", "grad_h_ratio_log10": -0.3, "diverged": 0.0}]
+    assert sweep_findings(mild) == []  # its own verdict says stable: not "most vanishing"
 
 
 def test_every_dataset_names_the_data_keys_it_reads():

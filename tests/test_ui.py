@@ -111,6 +111,12 @@ def printed(stderr: str, start: str, base: str) -> str:
     return line.split()[-1].replace("http://127.0.0.1:5000", base)
 
 
+def expect(locator):  # playwright's retrying assertions
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def page_of(browser, url: str):
     page = browser.new_page(viewport={"width": 2100, "height": 950})
     page.goto(url)
@@ -190,7 +196,7 @@ def test_a_runs_charts_show_the_log10_profiles(ui, browser):
     search.fill("log10_")  # as the README says: the straight-line profiles, theory beside them
     for title in ("log10_grad_h", "log10_theory_grad_h", "log10_grad_W"):
         page.get_by_text(title, exact=True).first.wait_for(timeout=30_000)
-    assert page.get_by_text("act_mean", exact=True).count() == 0  # the search keeps only the log10 charts
+    expect(page.get_by_text("act_mean", exact=True)).to_have_count(0)  # the search keeps only log10 charts
     page.wait_for_timeout(1500)  # the lines draw after the titles
     screenshot(page, "run_charts.png")
     page.close()
