@@ -223,7 +223,9 @@ def test_a_slurm_job_at_its_time_limit_ends_killed_with_what_it_measured(tmp_pat
     s = need(*SERVICES, "SLURM_CONF", "HARNESS_TEST_SLURM_PARTITION")
     need_plugin("hydra_plugins.hydra_submitit_launcher", "slurm")
     study = f"timeout_{uuid.uuid4().hex[:6]}"
-    words = slurm_words(s, study, "train.steps=100000000", "hydra.launcher.timeout_min=1",
+    # observed here: with a 1-minute limit SLURM's SIGUSR2 came anywhere from the job's first second
+    # (before harness runs: the job dies with no run) to 30 s in; with 2 minutes, after about 70 s
+    words = slurm_words(s, study, "train.steps=100000000", "hydra.launcher.timeout_min=2",
                         "hydra.launcher.signal_delay_s=30")  # fmt: skip
     out = harness(
         tmp_path, *words, environ=env(s["HARNESS_TEST_SERVER_USER"], s["HARNESS_TEST_SERVER_PASSWORD"])
@@ -260,11 +262,16 @@ def test_a_preempted_slurm_job_is_requeued_and_keeps_what_it_measured(tmp_path):
     assert victim is not None, "no job was training within 240 s"
     job = victim.data.tags["harness.slurm_job"]
     subprocess.run(["scontrol", "requeue", job], check=True)
-    # SLURM holds a requeued job back (its BeginTime, ~2 min); once it is PENDING, StartTime=now frees it
-    for _ in range(60):
+    # SLURM holds a requeued job back (its BeginTime, ~2 min); StartTime=now frees it once the old
+    # instance has recorded its stop and is gone, and a second later: slurmd refuses a credential made
+    # in the same second as the old one was revoked ("Job credential revoked": the job ends FAILED)
+    for _ in range(240):
         time.sleep(0.5)
         shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
-        if "JobState=PENDING" in shown:
+        steps = subprocess.run(["scontrol", "show", "step", job], capture_output=True, text=True).stdout
+        recorded = c.get_run(victim.info.run_id).info.status == "KILLED"
+        if "JobState=PENDING" in shown and recorded and "StepId=" not in steps:
+            time.sleep(2)
             subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
             break
     _, err = sweep.communicate(timeout=400)
