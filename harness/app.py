@@ -27,7 +27,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from harness import processes
-from harness.callbacks import STATE, end_parent, sweep_info, without_resume
+from harness.callbacks import STATE, end_parent, runs_link, sweep_info, without_resume
 from harness.config import (
     ConfigError,
     DataConfig,
@@ -40,7 +40,7 @@ from harness.config import (
 )
 from harness.data import check_data_file
 from harness.progress import VERBOSE_ENV
-from harness.story import run_name
+from harness.story import FIRST_PARAMS, run_name
 from harness.tracking import StoreError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -273,20 +273,7 @@ def _run_job(cfg: DictConfig) -> None:
     ctx = JobContext(STATE["uri"], STATE["experiment_id"], name, None, tags, **common, swept=keys)
     run = execute(config, ctx, cwd, raise_errors=True)
     print(f"run {run.run_id} finished in experiment {STATE['experiment']!r} ({STATE['uri']})\n"
-          f"{_study_link()}", file=sys.stderr)  # fmt: skip
-
-
-def _study_link() -> str:
-    """The study's runs table, sorted by the key metric, with the key metrics and the model as columns."""
-    from harness import story, tracking
-
-    uri = STATE["uri"]
-    try:
-        link = tracking.runs_view(uri, STATE["experiment_id"], "study", list(story.KEY_METRICS),
-                                  list(story.FIRST_PARAMS[:6]))  # fmt: skip
-    except Exception as err:  # the view is a convenience: the run is recorded
-        return f"open the UI: {tracking.ui_hint(uri)} (no saved view: {tracking.first_line(err)})"
-    return f"runs table (sorted by {story.KEY_METRICS[0]}): {link}{tracking.ui_start(uri)}"
+          f"{runs_link('study', list(FIRST_PARAMS[:6]))}", file=sys.stderr)  # fmt: skip
 
 
 def _sweep_job(config: StudyConfig, hc: object, tags: dict, common: dict) -> None:

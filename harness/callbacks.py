@@ -28,21 +28,9 @@ SWEEP_ENV = "HARNESS_SWEEP"
 STATE: dict[str, Any] = {}  # this launch: store, experiment, parent run, expected jobs, outcome
 
 
-def swept_keys(config: DictConfig) -> list[str]:
-    """Keys varied by this multirun: sweep overrides on the command line and sweeper params."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    keys = []
-    for o in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
-        if o.is_sweep_override():
-            keys.append(o.key_or_group)
-    params = config.hydra.sweeper.get("params") or {}
-    keys += [k for k in params if k not in keys]
-    return keys
-
-
 def swept_values(config: DictConfig) -> dict[str, str]:
-    """Each swept key with its values as written (``model.depth``: ``10,20``): the parent's params."""
+    """The keys this multirun varies (sweep overrides on the command line, then sweeper params), each
+    with its values as written (``model.depth``: ``10,20``): the parent's params."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     values = {}
@@ -86,7 +74,8 @@ class SweepCallback(Callback):
             STATE["experiment_id"] = tracking.prepare(STATE["uri"], STATE["experiment"])
         uri, experiment_id = STATE["uri"], STATE["experiment_id"]
         sweep_dir = (Path(cwd) / config.hydra.sweep.dir).resolve()
-        keys = swept_keys(config)
+        values = swept_values(config)
+        keys = list(values)
         overrides = without_resume(list(config.hydra.overrides.task))
         tags = {
             "harness.kind": "sweep",
@@ -109,7 +98,6 @@ class SweepCallback(Callback):
         # from here on the parent is ended whatever happens (end_parent)
         STATE.update(parent=parent, parent_id=parent.run_id, launched=launched, ended=False, failed=0,
                      swept=keys)  # fmt: skip
-        values = swept_values(config)
         parent.set_tags({"harness.swept_values": json.dumps(values)[:5000]})  # this launch's, as written
         if not STATE.get("resume_id"):  # a param cannot change: a resumed sweep keeps its first values
             parent.log_params(values)
@@ -141,7 +129,7 @@ def end_parent(stop: BaseException | None = None, crashed: bool = False) -> None
     ``STATE["summary"]`` (printed here unless stopped by a signal: ``main`` prints that line)."""
     if not STATE.get("parent") or STATE.get("ended"):
         return
-    from harness import processes, tracking
+    from harness import processes, story, tracking
 
     STATE["ended"] = True
     uri = STATE["uri"]
@@ -159,24 +147,26 @@ def end_parent(stop: BaseException | None = None, crashed: bool = False) -> None
         return
     STATE["summary"] = f"{summary}; parent run {STATE['parent_id']} {status}"
     if stop is None:
-        print(f"sweep done: {STATE['summary']}{STATE.get('story', '')}\n{_link()}", file=sys.stderr)
+        parent = STATE["parent_id"]
+        params = [story.param_key(k) for k in STATE.get("swept", [])]
+        link = runs_link(f"sweep-{parent[:12]}", params, f"tags.mlflow.parentRunId = '{parent}'", parent)
+        print(f"sweep done: {STATE['summary']}{STATE.get('story', '')}\n{link}", file=sys.stderr)
 
 
-def _link() -> str:
-    """Where to look: the runs table of this sweep's children, sorted by the key metric."""
+def runs_link(key: str, params: list[str], search: str = "", parent: str | None = None) -> str:
+    """Where to look: a saved view ``key`` of the runs table (the runs matching ``search``, sorted by the
+    key metric, the key metrics and ``params`` as columns), the ``parent``'s figures, how to start the UI."""
     from harness import story, tracking
 
-    uri, parent = STATE["uri"], STATE["parent_id"]
+    uri, experiment_id = STATE["uri"], STATE["experiment_id"]
     try:
-        params = [story.param_key(k) for k in STATE.get("swept", [])]
-        link = tracking.runs_view(uri, STATE["experiment_id"], f"sweep-{parent[:12]}",
-                                  list(story.KEY_METRICS), params,
-                                  search=f"tags.mlflow.parentRunId = '{parent}'")  # fmt: skip
+        link = tracking.runs_view(uri, experiment_id, key, list(story.KEY_METRICS), params, search=search)
     except Exception as err:  # the view is a convenience: the runs are recorded
         return f"open the UI: {tracking.ui_hint(uri)} (no saved view: {tracking.first_line(err)})"
-    page = tracking.run_link(uri, STATE["experiment_id"], parent, "artifacts")
-    return (f"runs table (sorted by {story.KEY_METRICS[0]}): {link}\n"
-            f"the sweep's figures and CSV: {page}{tracking.ui_start(uri)}")  # fmt: skip
+    line = f"runs table (sorted by {story.KEY_METRICS[0]}): {link}"
+    if parent:
+        line += f"\nthe sweep's figures and CSV: {tracking.run_link(uri, experiment_id, parent, 'artifacts')}"
+    return line + tracking.ui_start(uri)
 
 
 def _end(stop: BaseException | None, crashed: bool) -> tuple[str, str]:

@@ -21,10 +21,10 @@ from harness.progress import JobLine
 from harness.stats import STATS
 from harness.story import run_params, summary_order, verdict
 from harness.study import NORM_STATS, StudyResult, run_study
+from harness.tracking import NOTE
 
 NOT_FOR_EVERY_ACTIVATION = ("act_saturated", "act_dead")  # NaN where the activation has no such thing
 PACKAGES = ("harness", "numpy", "mlflow", "hydra-core", "matplotlib")
-NOTE = "mlflow.note.content"  # the run's description in the UI: its one-line verdict
 
 
 @dataclass

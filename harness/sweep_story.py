@@ -22,9 +22,9 @@ import numpy as np
 
 from harness import tracking
 from harness.story import KEY_METRICS, diverged_count, extremes, param_key, sweep_findings, sweep_verdict
+from harness.tracking import NOTE
 
 MAX_PROFILES = 48  # lines in the overlay beyond which it stops being readable
-NOTE = "mlflow.note.content"
 
 
 def rows_of(runs: list, swept: list[str]) -> list[dict[str, Any]]:

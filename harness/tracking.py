@@ -37,6 +37,7 @@ MLRUNS = "mlruns"
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100  # MLflow's per-call limits of log_batch
 MIN_FREE_MB = 64  # a SQLite store on a disk with less free space is refused before any run
 HEARTBEAT_SECONDS = 30.0
+NOTE = "mlflow.note.content"  # a run's description in the UI (harness: its one-line verdict)
 LOST_AFTER = 3  # heartbeats missed before a run on another host counts as lost
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -369,7 +370,7 @@ def _end_stopped(uri: str, run_id: str, signal_name: str) -> None:
     c = client(uri)
     with contextlib.suppress(Exception), processes.deferred():
         c.set_tag(run_id, "harness.stopped_by", signal_name)
-        c.set_tag(run_id, "mlflow.note.content", f"stopped by {signal_name} before anything was measured")
+        c.set_tag(run_id, NOTE, f"stopped by {signal_name} before anything was measured")
         c.set_terminated(run_id, "KILLED")
 
 
