@@ -80,8 +80,9 @@ def metrics_of(result: StudyResult, max_layers: int, series: bool = True) -> lis
     are measured instead)."""
     out = [(k, result.summary[k], 0) for k in summary_order(result.summary)]
     profiles = [(k, result.profile[k]) for k in STATS]
-    if "theory_grad_h" in result.profile:
-        profiles.append(("theory_grad_h", result.profile["theory_grad_h"]))
+    for extra in ("theory_grad_h", "grad_h_logvar", "theory_grad_h_logvar"):
+        if extra in result.profile:
+            profiles.append((extra, result.profile[extra]))
     for k, values in profiles:
         out += [(f"profile/{k}", v, l + 1) for l, v in enumerate(values)]  # noqa: E741
         if k in NORM_STATS or k == "theory_grad_h":

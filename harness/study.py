@@ -15,7 +15,12 @@ i.e. the mean of the per-draw log ratios);
 ``grad_h_slope`` least-squares slope of log ||dL/dh_l||^2 against l (per layer; 0 is critical);
 ``grad_norm_min`` / ``grad_norm_max`` over layers of ||dL/dW_l||; ``gradcheck_max_rel_error`` (over
 rows the differences resolve), ``gradcheck_unresolved`` (rows below the rounding floor), ``gradcheck_passed``;
-``final_loss``, ``final_accuracy`` (train mode); ``diverged`` (0/1), ``diverged_step``, ``diverged_layer``.
+``final_loss``, ``final_accuracy`` (test set), ``final_train_accuracy`` (the whole training set
+after the last step) (train mode); ``grad_h_logvar``: the variance over draws and samples of
+log(||dL/dh_1||^2 / ||dL/dh_D||^2), one sample's finite-width spread (init mode);
+``jacobian_sv2_underflow``: squared singular values below eps x the largest (rounding, not spectrum);
+``theory_*``: the mean-field numbers beside them (``phase_theory`` in every mode, the rest in init
+mode on Gaussian data); ``diverged`` (0/1), ``diverged_step``, ``diverged_layer``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness import theory
+from harness import correlation, theory
 from harness.config import StudyConfig
 from harness.data import Dataset, load_data
 from harness.gradcheck import GradcheckReport, check_network
@@ -127,10 +132,21 @@ def predict_for(
     )  # fmt: skip
 
 
+def phase_theory(cfg: StudyConfig) -> dict[str, float]:
+    """The mean-field phase of the hidden layers (``correlation.phase_summary``: q*, chi_1, c*, chi_c,
+    xi_q, xi_c), for plain networks without normalisation in any mode; {} where it does not apply."""
+    m = cfg.model
+    if m.norm != "none" or m.skip:
+        return {}
+    sw2 = theory.sigma_w2(m.init, m.width, m.width, m.init_scale)
+    return correlation.phase_summary(m.activation, sw2, m.bias_std**2)
+
+
 def _theory_summary(
     cfg: StudyConfig, data: Dataset, out_dim: int, measured_rate: float, result: dict
 ) -> None:
-    """Predicted rate, log chi_1 and the Jacobian's predicted moments beside the measured ones."""
+    """Predicted rate, log chi_1, the Jacobian's predicted moments and the finite-width spread beside
+    the measured ones."""
     pred = predict_for(cfg, data.input_dim, out_dim, cfg.init.batch_size, float(np.mean(data.x_train**2)))
     if pred is None:
         return
@@ -140,8 +156,10 @@ def _theory_summary(
         "rate_diff": measured_rate - pred.rate,
         "theory_jacobian_sv2_mean": pred.jacobian_mean,
         "theory_jacobian_sv2_rel_var": pred.jacobian_rel_var,
+        "theory_grad_h_logvar": float(pred.grad_h_logvar[0]),
     }
     result["profile"]["theory_grad_h"] = np.sqrt(pred.grad_h2)
+    result["profile"]["theory_grad_h_logvar"] = pred.grad_h_logvar
 
 
 def _jacobian(cfg: StudyConfig, net: Network, data: Dataset) -> tuple[dict, dict]:
@@ -155,9 +173,13 @@ def _jacobian(cfg: StudyConfig, net: Network, data: Dataset) -> tuple[dict, dict
     sv = np.linalg.svd(jac, compute_uv=False)
     eig = np.zeros(jac.shape[0])
     eig[: sv.size] = sv**2  # the eigenvalues of J J^T (zeros where input_dim < width)
+    tiny = np.finfo(jac.dtype).eps * float(eig.max()) if eig.size else 0.0
     summary = {
         "jacobian_sv2_mean": float(eig.mean()),
         "jacobian_sv2_rel_var": float(eig.var() / eig.mean() ** 2),
+        # squared singular values below eps x the largest are rounding, not spectrum: the spread of such a
+        # Jacobian is a lower bound (its small end is lost)
+        "jacobian_sv2_underflow": float(np.count_nonzero(eig[: sv.size] < tiny)),
     }
     return summary, {"jacobian_sv": sv, "jacobian_width": np.array(jac.shape[0])}
 
@@ -170,6 +192,7 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
     per = {k: np.full((cfg.init.repeats, cfg.model.depth), np.nan) for k in STATS}
     losses = np.full(cfg.init.repeats, np.nan)
     diverged_layer, first_net, hists = 0, None, {}
+    ratios = []  # per draw (batch, depth): log(||dL/dh_l||^2 / ||dL/dh_D||^2) of each sample
     done = 0
     try:
         for r, seed in enumerate(draw_seeds):
@@ -183,6 +206,7 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
                 net.backward(loss.backward())
                 stats = layer_stats(net)
                 hist = gradient_histograms(net)
+                ratios.append(sample_log_ratios(net))
             for k in STATS:
                 per[k][r] = stats[k]
             for k, v in hist.items():
@@ -197,16 +221,34 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
         if done:
             part = {k: v[:done] for k, v in per.items()}
             stop.partial = _init_result(
-                cfg, data, out_dim, part, losses[:done], hists, diverged_layer, None, None
+                cfg, data, out_dim, part, losses[:done], hists, diverged_layer, None, None, ratios[:done]
             )
             stop.partial.completed = f"{done} of {cfg.init.repeats} draws"
         raise
-    return _init_result(cfg, data, out_dim, per, losses, hists, diverged_layer, report, first_net)
+    return _init_result(cfg, data, out_dim, per, losses, hists, diverged_layer, report, first_net, ratios)
+
+
+def sample_log_ratios(net: Network) -> np.ndarray:
+    """(batch, depth): log(||dL/dh_l||^2 / ||dL/dh_D||^2) of each sample, after a backward pass."""
+    squares = np.stack([np.einsum("ij,ij->i", layer.grad_out, layer.grad_out) for layer in net.hidden], 1)
+    with np.errstate(all="ignore"):
+        return np.log(squares / squares[:, -1:])
+
+
+def log_ratio_variance(ratios: list[np.ndarray]) -> np.ndarray:
+    """Per layer, the variance over draws and samples of the per-sample log ratios (finite ones only):
+    every (draw, sample) pair has the same distribution, so this estimates one sample's variance."""
+    if not ratios:
+        return np.array([])
+    stack = np.concatenate(ratios).astype(np.float64)
+    stack[~np.isfinite(stack)] = np.nan
+    with _quiet():
+        return np.nanvar(stack, axis=0, ddof=1)
 
 
 def _init_result(
     cfg: StudyConfig, data: Dataset, out_dim: int, per: dict, losses: np.ndarray, hists: dict,
-    diverged_layer: int, report: GradcheckReport | None, first_net: Network | None,
+    diverged_layer: int, report: GradcheckReport | None, first_net: Network | None, ratios: list,
 ) -> StudyResult:  # fmt: skip
     """Profiles (geometric means over draws), summaries, theory and the Jacobian (``first_net``)."""
     profile, spread = {}, {}
@@ -223,6 +265,9 @@ def _init_result(
         "diverged_layer": float(diverged_layer) if diverged_layer else float("nan"),
     }
     summary |= _gradcheck_summary(report)
+    profile["grad_h_logvar"] = log_ratio_variance(ratios)
+    summary["grad_h_logvar"] = float(profile["grad_h_logvar"][0]) if len(ratios) else float("nan")
+    summary |= phase_theory(cfg)
     arrays = per | {"loss": losses, "hist_edges": HIST_EDGES} | {f"hist_{k}": v for k, v in hists.items()}
     _theory_summary(cfg, data, out_dim, summary["grad_h_slope"], {"summary": summary, "profile": profile})
     if first_net is not None:
@@ -246,11 +291,13 @@ class _quiet:
         self._ctx.__exit__(*exc)
 
 
-def _accuracy(net: Network, data: Dataset) -> float:
+def _accuracy(net: Network, data: Dataset, split: str = "test") -> float:
+    """Fraction of the split's samples classified right (NaN for regression data)."""
     if not data.classes:
         return float("nan")
+    x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     with np.errstate(all="ignore"):
-        return float(np.mean(np.argmax(net.forward(data.x_test), axis=1) == data.y_test))
+        return float(np.mean(np.argmax(net.forward(x), axis=1) == y))
 
 
 def run_train(cfg: StudyConfig, progress: Progress | None = None, on_log: OnLog | None = None) -> StudyResult:
@@ -301,7 +348,10 @@ def run_train(cfg: StudyConfig, progress: Progress | None = None, on_log: OnLog 
         raise
     if progress:
         progress(total, total)
-    return log.result(report)
+    result = log.result(report)
+    result.summary["final_train_accuracy"] = _accuracy(net, data, "train")  # the trained (or stopped) net
+    result.summary |= phase_theory(cfg)
+    return result
 
 
 class _TrainLog:

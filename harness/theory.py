@@ -22,6 +22,15 @@ activation's own scale (~1) and the Gaussian's (sqrt(q)) for any q: accurate to 
 Gauss-Hermite with a few hundred nodes is not (for large q the integrand's structure falls between its
 nodes).
 
+Finite width (Hanin 2018; Hanin & Nica 2019): the mean-field values are means; one sample's squared
+gradient norm fluctuates from draw to draw. Backpropagating through layer l multiplies ||dL/dh||^2 by
+r_l = ||W_l^T (phi'(z_l) * g)||^2 / ||g||^2 with g the gradient at the layer's output, Gaussian with i.i.d.
+entries at large width. Its two independent parts: the weights, a chi-square with n_{l-1} degrees of
+freedom (Var log = psi'(n_{l-1} / 2), 0 for orthogonal weights), and the mask phi'(z_l)^2 weighting the
+n_l entries of g (Var log ~ 3 (E[phi'^4] / E[phi'^2]^2 - 1) / n_l, the 3 from E[g^4] = 3 E[g^2]^2).
+So Var[log ||dL/dh_l||^2 / ||dL/dh_D||^2] is the sum of both over layers l+1..D, growing like depth x
+sum 1/n; for ReLU with i.i.d. weights each layer adds ~5 / n, Hanin's 5 beta.
+
 The input-output Jacobian J = dh_D / dx: the mean of its squared singular values is prod_l chi_l, and
 by free probability its normalised variance (var / mean^2) is the sum over layers of
 v_W + E[phi'^4] / E[phi'^2]^2 - 1, with v_W = 1 for i.i.d. weights (Marchenko-Pastur) and 0 for
@@ -142,8 +151,24 @@ def chi1(activation: str, sw2: float, sb2: float) -> float:
 
 
 def depth_scale(chi_1: float) -> float:
-    """xi = -1 / log(chi_1): layers over which E||dL/dh||^2 changes by a factor e (inf at chi_1 = 1)."""
-    return math.inf if chi_1 == 1 else -1.0 / math.log(chi_1)
+    """1 / |log chi_1|: layers over which E||dL/dh||^2 changes by a factor e, shrinking (ordered) or
+    growing (chaotic); inf at chi_1 = 1. The depth that bounds trainability is the correlation scale
+    ``harness.correlation.xi_c``, which equals this only in the ordered phase."""
+    return math.inf if chi_1 == 1 else 1.0 / abs(math.log(chi_1))
+
+
+def trigamma(x: float) -> float:
+    """psi'(x) = Var[log G] for G ~ Gamma(x): Var[log chi^2_k] = psi'(k / 2). Recurrence up to x >= 12,
+    then the asymptotic series (error < 1e-12)."""
+    if x <= 0:
+        return math.inf
+    acc = 0.0
+    while x < 12:
+        acc += 1.0 / (x * x)
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    return acc + inv + inv2 / 2 + inv * inv2 * (1 / 6 - inv2 * (1 / 30 - inv2 * (1 / 42 - inv2 / 30)))
 
 
 @lru_cache(maxsize=1024)
@@ -174,6 +199,7 @@ class Prediction:
     log_chi1: float  # log chi at the fixed point (plain networks; NaN for residual ones)
     jacobian_mean: float  # mean squared singular value of dh_D/dx
     jacobian_rel_var: float  # variance / mean^2 of the squared singular values
+    grad_h_logvar: np.ndarray  # Var[log(||dL/dh_l||^2 / ||dL/dh_D||^2)] of one sample at finite width
 
 
 def predict(
@@ -199,6 +225,7 @@ def predict(
     dims = [input_dim, *widths]
     depth = len(widths)
     q, chis, rel_var = np.zeros(depth), np.zeros(depth), 0.0
+    log_var = np.zeros(depth)  # what backpropagating through layer l adds to Var log ||dL/dh||^2
     p = input_moment  # second moment of the stream entering the block
     for l in range(depth):  # noqa: E741
         fan_in, fan_out = dims[l], dims[l + 1]
@@ -208,6 +235,7 @@ def predict(
             d1, d2 = slope_moment(activation, q[l], 2), slope_moment(activation, q[l], 4)
             chis[l] = sw2 * d1
             rel_var += v_w + (d2 / d1**2 - 1 if d1 > 0 else math.inf)
+            log_var[l] = v_w * trigamma(fan_in / 2) + 3 * (d2 / d1**2 - 1 if d1 > 0 else math.inf) / fan_out
             p = second_moment(activation, q[l])
             continue
         qk, branch_chi, inner_in = 0.0, 1.0, p
@@ -221,6 +249,7 @@ def predict(
         chis[l] = shortcut + alpha**2 * branch_chi
         p = shortcut * p + alpha**2 * inner_in
         rel_var = float("nan")  # free-probability spread is for plain networks only
+        log_var[l] = math.nan  # and the finite-width spread
     out = sigma_w2(init, dims[-1], output_dim, init_scale)
     grad = np.zeros(depth)
     grad[-1] = batch * output_dim * out  # dh_D = v W_out^T
@@ -234,4 +263,5 @@ def predict(
         if skip
         else math.log(chi1(activation, sigma_w2(init, dims[-1], dims[-1], init_scale), sb2))
     )
-    return Prediction(q, chis, grad, rate, log_chi1, float(np.prod(chis)), rel_var)
+    spread = np.append(np.cumsum(log_var[:0:-1])[::-1], 0.0)  # layer l: the sum over l+1..D
+    return Prediction(q, chis, grad, rate, log_chi1, float(np.prod(chis)), rel_var, spread)

@@ -172,3 +172,82 @@ def test_deep_linear_orthogonal_jacobian_is_an_isometry_times_the_scales():
     assert pred.jacobian_mean == pytest.approx(g ** (2 * depth)) and pred.jacobian_rel_var == 0.0
     gaussian = theory.predict("identity", spec.widths, width, "lecun_normal", g, 0.0)
     assert gaussian.jacobian_rel_var == depth  # Marchenko-Pastur: +1 per i.i.d. Gaussian layer
+
+
+def test_trigamma_against_scipy():
+    from scipy import special
+
+    for x in (0.3, 0.5, 1.0, 3.7, 8.0, 64.0, 1e4):
+        assert theory.trigamma(x) == pytest.approx(float(special.polygamma(1, x)), rel=1e-12)
+
+
+def _log_ratio_draws(activation, init, scale, bias_std, width, depth, draws):
+    """One sample per draw: log(||dL/dh_1||^2 / ||dL/dh_D||^2) over independent networks."""
+    from harness.study import sample_log_ratios
+
+    out = []
+    for seed in range(draws):
+        spec = NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=1, activation=activation,
+                           init=init, init_scale=scale, bias_std=bias_std, seed=seed)  # fmt: skip
+        net = build_network(spec)
+        rng = np.random.default_rng(10_000 + seed)
+        net.forward(rng.standard_normal((1, width)))
+        net.backward(LinearProbe.random((1, 1), rng).v)
+        out.append(sample_log_ratios(net)[0, 0])
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    ("activation", "init", "scale", "bias_std"),
+    [("relu", "he_normal", 1.0, 0.0), ("tanh", "lecun_normal", TANH_CRITICAL, math.sqrt(0.05))],
+)
+def test_finite_width_log_norm_variance_matches_the_prediction(activation, init, scale, bias_std):
+    """Var over R independent draws (one sample each, so the R values are i.i.d.) of the log gradient
+    ratio against theory. The sample variance of R nearly Gaussian values has a relative standard error
+    sqrt(2 / (R - 1)) (plus the excess kurtosis / R, measured); the allowance is 4 of those, plus the
+    O(depth / n^2) terms the prediction leaves out. The model without the mask term, the weights'
+    chi-square alone, must be rejected by the same allowance (the negative control)."""
+    width, depth, draws = 64, 20, 800
+    values = _log_ratio_draws(activation, init, scale, bias_std, width, depth, draws)
+    measured = values.var(ddof=1)
+    pred = theory.predict(activation, [width] * depth, width, init, scale, bias_std)
+    predicted = float(pred.grad_h_logvar[0])
+    kurtosis = float(stats.kurtosis(values))
+    rel_se = math.sqrt(2 / (draws - 1) + max(kurtosis, 0.0) / draws)
+    tol = 4 * rel_se * predicted + depth * 10 / width**2
+    assert abs(measured - predicted) < tol, (measured, predicted, tol)
+    weights_only = (depth - 1) * theory.trigamma(width / 2)
+    if activation == "relu":  # tanh near criticality: phi'^2 barely varies, both models agree
+        assert abs(measured - weights_only) > tol, (measured, weights_only, tol)
+
+
+def test_orthogonal_tanh_jacobian_spread_matches_free_probability():
+    """Dynamical isometry (Pennington et al. 2017): orthogonal tanh at criticality, width 128. The
+    relative variance of the squared singular values over S seeds against the prediction; the
+    allowance is the t-quantile (99.9%) of their spread plus a 1/n relative finite-width bias."""
+    width, seeds = 128, 4
+    for depth in (8, 32):
+        measured = []
+        for seed in range(seeds):
+            spec = NetworkSpec(
+                input_dim=width, width=width, depth=depth, output_dim=1, activation="tanh",
+                init="orthogonal", init_scale=TANH_CRITICAL, bias_std=math.sqrt(0.05), seed=seed,
+            )  # fmt: skip
+            x = np.random.default_rng(seed).standard_normal(width)
+            eig = np.linalg.svd(input_output_jacobian(build_network(spec), x), compute_uv=False) ** 2
+            measured.append(eig.var() / eig.mean() ** 2)
+        measured = np.array(measured)
+        pred = theory.predict("tanh", [width] * depth, width, "orthogonal", TANH_CRITICAL, math.sqrt(0.05))
+        tol = stats.t.ppf(0.9995, seeds - 1) * measured.std(ddof=1) / math.sqrt(seeds)
+        tol += pred.jacobian_rel_var / width
+        assert abs(measured.mean() - pred.jacobian_rel_var) < tol, (
+            depth,
+            measured,
+            pred.jacobian_rel_var,
+            tol,
+        )
+        gaussian = theory.predict(
+            "tanh", [width] * depth, width, "lecun_normal", TANH_CRITICAL, math.sqrt(0.05)
+        )
+        assert gaussian.jacobian_rel_var - pred.jacobian_rel_var == pytest.approx(depth)  # the +1 per layer
+        assert abs(measured.mean() - gaussian.jacobian_rel_var) > tol  # orthogonal is told from Gaussian

@@ -1,0 +1,168 @@
+"""The correlation map beside the length map: the depth scales that bound trainability (mean-field theory,
+apart from the simulation code; Poole et al. 2016, Schoenholz et al. 2017).
+
+Two inputs whose pre-activations at the fixed point q* have correlation c: one layer maps it to
+
+    c' = (sigma_w^2 E[phi(u_1) phi(u_2)] + sigma_b^2) / q*,   (u_1, u_2) ~ N(0, q* [[1, c], [c, 1]])
+
+c = 1 is always a fixed point. Its slope there is chi_1 = sigma_w^2 E[phi'(u)^2]: for chi_1 <= 1
+(ordered) c = 1 is stable and c* = 1; for chi_1 > 1 (chaotic) the stable fixed point c* < 1. The slope
+at c*, chi_c = sigma_w^2 E[phi'(u_1) phi'(u_2)], sets the correlation depth scale xi_c = -1 / log chi_c:
+information about how two inputs differ survives ~xi_c layers, and networks train up to ~6 xi_c
+layers (Schoenholz et al. 2017, Fig. 6). The length map's depth scale is xi_q = -1 / log q'(q*), with
+q'(q*) = sigma_w^2 E[phi'(u)^2 + phi(u) phi''(u)] = sigma_w^2 E[u phi(u) phi'(u)] / q* (Stein's lemma,
+no second derivative needed). Both diverge on the critical line chi_1 = 1 (``theory.critical_sw2``).
+
+Two-dimensional expectations: u_1 = sqrt(q) z_1, u_2 = sqrt(q) (c z_1 + sqrt(1 - c^2) z_2), composite
+Gauss-Legendre rules in z_1 and, for each z_1, in z_2 on [-10, 10], with panel edges at each variable's
+kink u = 0 and panels no wider than 1 / (2 sqrt(q)) (so the activation's own scale is resolved);
+closed forms for relu (the arc-cosine kernel) and identity.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from harness import theory
+from harness.nn.activations import get_activation
+
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(8)
+_Z_MAX = 10.0
+
+
+def _panels(lo: np.ndarray, hi: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss-Legendre nodes and weights on [lo_i, hi_i] for each row i, ``count`` panels each."""
+    edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, count + 1)
+    a, b = edges[:, :-1, None], edges[:, 1:, None]
+    nodes = (0.5 * (b - a) * _NODES + 0.5 * (a + b)).reshape(len(lo), -1)
+    weights = (0.5 * (b - a) * _WEIGHTS).reshape(len(lo), -1)
+    return nodes, weights * np.exp(-0.5 * nodes * nodes) / math.sqrt(2 * math.pi)
+
+
+@lru_cache(maxsize=256)
+def _pair(q: float, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """u_1 (n, 1), u_2 (n, m) and the weights (n, m) of the two-dimensional rule: the outer variable's
+    panels meet at z_1 = 0, the inner one's, for each z_1, where u_2 = 0 (the kinks of relu-like
+    activations fall on panel edges, where Gauss-Legendre needs no smoothness)."""
+    per_side = max(20, int(math.ceil(_Z_MAX * 2.0 * max(1.0, math.sqrt(q)))))
+    half = np.array([_Z_MAX])
+    z_neg, w_neg = _panels(-half, np.zeros(1), per_side)
+    z_pos, w_pos = _panels(np.zeros(1), half, per_side)
+    z1, w1 = np.concatenate([z_neg[0], z_pos[0]]), np.concatenate([w_neg[0], w_pos[0]])
+    s = math.sqrt(max(0.0, 1.0 - c * c))
+    kink = np.clip(-c * z1 / s, -_Z_MAX, _Z_MAX) if s > 0 else np.zeros_like(z1)
+    left, wl = _panels(np.full_like(z1, -_Z_MAX), kink, per_side)
+    right, wr = _panels(kink, np.full_like(z1, _Z_MAX), per_side)
+    z2, w2 = np.concatenate([left, right], 1), np.concatenate([wl, wr], 1)
+    r = math.sqrt(q)
+    u1 = r * z1[:, None]
+    return u1, r * (c * z1[:, None] + s * z2), w1[:, None] * w2
+
+
+def pair_moment(activation: str, q: float, c: float) -> float:
+    """E[phi(u_1) phi(u_2)] for pre-activations of variance q and correlation c."""
+    c = min(1.0, max(-1.0, c))
+    if activation == "identity":
+        return q * c
+    if activation == "relu":  # Cho & Saul's arc-cosine kernel of degree 1
+        return q / (2 * math.pi) * (math.sqrt(1 - c * c) + (math.pi - math.acos(c)) * c)
+    fn = get_activation(activation)
+    u1, u2, w = _pair(q, c)
+    with np.errstate(all="ignore"):
+        return float(np.sum(w * fn.f(u1) * fn.f(u2)))
+
+
+def pair_slope_moment(activation: str, q: float, c: float) -> float:
+    """E[phi'(u_1) phi'(u_2)] for pre-activations of variance q and correlation c."""
+    c = min(1.0, max(-1.0, c))
+    if activation == "identity":
+        return 1.0
+    if activation == "relu":  # P(u_1 > 0, u_2 > 0)
+        return (math.pi - math.acos(c)) / (2 * math.pi)
+    fn = get_activation(activation)
+    u1, u2, w = _pair(q, c)
+    with np.errstate(all="ignore"):
+        return float(np.sum(w * fn.df(u1, fn.f(u1)) * fn.df(u2, fn.f(u2))))
+
+
+def correlation_map(activation: str, sw2: float, sb2: float, c: float) -> float:
+    """c' for two inputs at correlation c, both at the fixed point q*."""
+    q = theory.fixed_point(activation, sw2, sb2)
+    return (sw2 * pair_moment(activation, q, c) + sb2) / q
+
+
+@lru_cache(maxsize=4096)
+def c_star(activation: str, sw2: float, sb2: float) -> float:
+    """The stable fixed point of the correlation map: 1 in the ordered phase, below 1 in the chaotic one
+    (bisection of c' - c on [-1, 1 - delta]; NaN where q* is 0 or infinite)."""
+    q = theory.fixed_point(activation, sw2, sb2)
+    if theory.chi1(activation, sw2, sb2) <= 1.0 or activation in theory.LINEAR_IN_Q:
+        return 1.0  # relu's map at q* in {0, inf} is its kernel's, c* = 1 with slope chi_1
+    if not (0 < q < math.inf):
+        return float("nan")
+    gap = lambda c: correlation_map(activation, sw2, sb2, c) - c  # noqa: E731
+    hi = 1.0 - 1e-3
+    while gap(hi) >= 0:  # just below 1 the map falls under the diagonal (its slope there is chi_1 > 1)
+        hi = 1.0 - (1.0 - hi) / 10
+        if 1.0 - hi < 1e-12:
+            return 1.0  # at the edge of chaos, numerically
+    lo = -1.0
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if gap(mid) > 0 else (lo, mid)
+        if hi - lo < 1e-14:
+            break
+    return 0.5 * (lo + hi)
+
+
+def chi_c(activation: str, sw2: float, sb2: float) -> float:
+    """Slope of the correlation map at c*: sigma_w^2 E[phi'(u_1) phi'(u_2)] (= chi_1 when c* = 1)."""
+    c = c_star(activation, sw2, sb2)
+    if not math.isfinite(c):
+        return float("nan")
+    if c == 1.0:
+        return theory.chi1(activation, sw2, sb2)
+    return sw2 * pair_slope_moment(activation, theory.fixed_point(activation, sw2, sb2), c)
+
+
+def length_slope(activation: str, sw2: float, sb2: float) -> float:
+    """Slope of the length map at q*: sigma_w^2 E[u phi(u) phi'(u)] / q*."""
+    if activation in theory.LINEAR_IN_Q:
+        return sw2 * theory.LINEAR_IN_Q[activation]
+    q = theory.fixed_point(activation, sw2, sb2)
+    if not (0 < q < math.inf):
+        return float("nan")
+    fn = get_activation(activation)
+    return sw2 * theory.gauss_expect(lambda u: u * fn.f(u) * fn.df(u, fn.f(u)), q) / q
+
+
+def depth(slope: float) -> float:
+    """-1 / log(slope) for a map's slope in (0, 1] at a stable fixed point (inf at 1, NaN otherwise)."""
+    if not math.isfinite(slope) or slope <= 0 or slope > 1 + 1e-12:
+        return float("nan")
+    return math.inf if slope >= 1 - 1e-15 else -1.0 / math.log(slope)
+
+
+def xi_c(activation: str, sw2: float, sb2: float) -> float:
+    """Correlation depth scale -1 / log chi_c (layers); inf on the critical line."""
+    return depth(chi_c(activation, sw2, sb2))
+
+
+def xi_q(activation: str, sw2: float, sb2: float) -> float:
+    """Length depth scale -1 / log q'(q*) (layers)."""
+    return depth(length_slope(activation, sw2, sb2))
+
+
+def phase_summary(activation: str, sw2: float, sb2: float) -> dict[str, float]:
+    """The numbers a run logs beside its measurements (``theory_*``): q*, chi_1, c*, chi_c, xi_q, xi_c."""
+    return {
+        "theory_q_star": theory.fixed_point(activation, sw2, sb2),
+        "theory_chi1": theory.chi1(activation, sw2, sb2),
+        "theory_c_star": c_star(activation, sw2, sb2),
+        "theory_chi_c": chi_c(activation, sw2, sb2),
+        "theory_xi_q": xi_q(activation, sw2, sb2),
+        "theory_xi_c": xi_c(activation, sw2, sb2),
+    }

@@ -1,0 +1,107 @@
+"""The correlation map (c*, chi_c, xi_c) and the length map's depth scale xi_q, against independent
+integrals, their own definitions (fixed points, finite-difference slopes) and a wide network."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from harness import correlation, theory
+from harness.nn import ACTIVATIONS, NetworkSpec, build_network
+
+SB2 = 0.05  # Schoenholz et al. (2017)'s tanh networks
+
+
+def _reference(f, g, q, c):
+    """E[f(u_1) g(u_2)] by nested adaptive quadrature, each integral split at its kink u = 0."""
+    s, r = math.sqrt(1 - c * c), math.sqrt(q)
+    opts = dict(epsabs=1e-14, epsrel=1e-12, limit=200)
+
+    def inner(z1):
+        h = lambda z2: g(r * (c * z1 + s * z2)) * math.exp(-z2 * z2 / 2)  # noqa: E731
+        kink = -c * z1 / s
+        return integrate.quad(h, -12, kink, **opts)[0] + integrate.quad(h, kink, 12, **opts)[0]
+
+    outer = lambda z1: f(r * z1) * inner(z1) * math.exp(-z1 * z1 / 2)  # noqa: E731
+    return (integrate.quad(outer, -12, 0, **opts)[0] + integrate.quad(outer, 0, 12, **opts)[0]) / (
+        2 * math.pi
+    )
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "softplus", "relu", "leaky_relu", "selu"])
+def test_pair_moments_match_an_adaptive_integral(name):
+    fn = ACTIVATIONS[name]
+    f = lambda u: float(fn.f(np.array([u]))[0])  # noqa: E731
+    d = lambda u: float(fn.df(np.array([u]), fn.f(np.array([u])))[0])  # noqa: E731
+    for q, c in [(0.7, 0.35), (3.0, -0.6)]:
+        assert abs(correlation.pair_moment(name, q, c) - _reference(f, f, q, c)) < 1e-11
+        assert abs(correlation.pair_slope_moment(name, q, c) - _reference(d, d, q, c)) < 1e-11
+
+
+@pytest.mark.parametrize("sw2", [1.0, 1.5, 2.0, 2.5, 4.0])
+def test_c_star_is_the_stable_fixed_point_and_chi_c_its_slope(sw2):
+    c = correlation.c_star("tanh", sw2, SB2)
+    chi1 = theory.chi1("tanh", sw2, SB2)
+    assert (c == 1.0) == (chi1 <= 1.0)
+    assert abs(correlation.correlation_map("tanh", sw2, SB2, c) - c) < 1e-12
+    h = 1e-5  # the slope by a central difference (one-sided at c = 1), independent of E[phi' phi']
+    m = lambda x: correlation.correlation_map("tanh", sw2, SB2, x)  # noqa: E731
+    slope = (m(c) - m(c - h)) / h if c == 1.0 else (m(c + h) - m(c - h)) / (2 * h)
+    tol = 1e-4 if c == 1.0 else 1e-7  # one-sided: the curvature times h / 2
+    assert abs(correlation.chi_c("tanh", sw2, SB2) - slope) < tol
+    assert correlation.chi_c("tanh", sw2, SB2) < 1.0  # stable
+
+
+def test_xi_q_is_the_length_maps_slope():
+    for sw2 in (1.0, 2.5, 4.0):
+        q = theory.fixed_point("tanh", sw2, SB2)
+        h = 1e-5 * q
+        slope = (
+            theory.variance_map("tanh", sw2, SB2, q + h) - theory.variance_map("tanh", sw2, SB2, q - h)
+        ) / (2 * h)
+        assert correlation.length_slope("tanh", sw2, SB2) == pytest.approx(slope, rel=1e-7)
+        assert correlation.xi_q("tanh", sw2, SB2) == pytest.approx(-1 / math.log(slope), rel=1e-6)
+
+
+def test_depth_scales_diverge_at_the_critical_line():
+    critical = theory.critical_sw2("tanh", SB2)
+    assert abs(critical - 1.76) < 0.01  # Schoenholz et al. (2017), Fig. 1
+    assert correlation.xi_c("tanh", 2.5, SB2) == pytest.approx(11.80, abs=0.01)  # the issue's value
+    ordered = [correlation.xi_c("tanh", critical * (1 - e), SB2) for e in (0.1, 0.03, 0.01)]
+    chaotic = [correlation.xi_c("tanh", critical * (1 + e), SB2) for e in (0.1, 0.03, 0.01)]
+    assert ordered == sorted(ordered) and chaotic == sorted(chaotic) and min(ordered[-1], chaotic[-1]) > 50
+    # in the ordered phase xi_c = 1 / |log chi_1|, the gradient's depth scale
+    assert correlation.xi_c("tanh", 1.2, SB2) == pytest.approx(
+        theory.depth_scale(theory.chi1("tanh", 1.2, SB2))
+    )
+    assert theory.depth_scale(math.exp(0.25)) == pytest.approx(4.0)  # chaotic: positive too
+    summary = correlation.phase_summary("relu", 1.5, 0.0)  # q* = 0, but the kernel's c* = 1
+    assert summary["theory_c_star"] == 1.0 and summary["theory_xi_c"] == pytest.approx(-1 / math.log(0.75))
+
+
+def test_a_wide_chaotic_network_decorrelates_two_inputs_to_c_star():
+    """Two inputs with correlation 0.9 through 30 tanh layers of width 1000 at sigma_w^2 = 2.5: the
+    pre-activations' correlation reaches c*. Over S seeds the allowance is the t-quantile (99.9%) of
+    their spread plus the O(1/n) bias of a ratio of sample moments."""
+    sw2, width, depth, seeds = 2.5, 1000, 30, 6
+    target = correlation.c_star("tanh", sw2, SB2)
+    measured = []
+    for seed in range(seeds):
+        spec = NetworkSpec(
+            input_dim=width, width=width, depth=depth, output_dim=1, activation="tanh",
+            init="lecun_normal", init_scale=math.sqrt(sw2), bias_std=math.sqrt(SB2), seed=seed,
+        )  # fmt: skip
+        net = build_network(spec)
+        rng = np.random.default_rng(100 + seed)
+        a = rng.standard_normal(width)
+        x = np.stack([a, 0.9 * a + math.sqrt(1 - 0.9**2) * rng.standard_normal(width)])
+        y = x
+        for block in net.hidden[:-1]:
+            y = block.forward(y)
+        h = net.hidden[-1].layers[0].forward(y)  # the last layer's pre-activations
+        measured.append(float(np.sum(h[0] * h[1]) / math.sqrt(np.sum(h[0] ** 2) * np.sum(h[1] ** 2))))
+    measured = np.array(measured)
+    tol = stats.t.ppf(0.9995, seeds - 1) * measured.std(ddof=1) / math.sqrt(seeds) + 1 / width
+    assert abs(measured.mean() - target) < tol, (measured.mean(), target, tol)
+    assert tol < 0.5 * (0.9 - target)  # the test can tell c* from the input's correlation
