@@ -1,7 +1,8 @@
 """``harness-figure NAME``: build ``conf/figure/NAME.yaml`` into ``figures/NAME/`` (see ``harness.figures``).
 
 harness-figure --list                 # the shipped figures
-harness-figure sigmoid_vs_relu        # build (runs only the jobs the store lacks)
+harness-figure sigmoid_vs_relu        # build (runs only the jobs the store lacks, launcher=joblib)
+harness-figure trainability --launcher slurm
 harness-figure phase_diagram --uri sqlite:///elsewhere.db --out paper/figs
 """
 
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from harness import processes
 from harness.app import CONF_DIR, _check_key, _compose_and_parse
-from harness.config import ConfigError, flatten, to_dict
+from harness.config import ConfigError, flatten
 from harness.figures import (
     FigureSpec,
     Job,
@@ -33,6 +35,10 @@ from harness.tracking import StoreError
 
 FIGURE_DIR = CONF_DIR / "figure"
 FIGURE_EXPERIMENT = "figures"
+
+
+class JobsFailed(RuntimeError):
+    """Some of a figure's jobs ran but did not finish: the figure is not drawn."""
 
 
 @dataclass
@@ -86,30 +92,47 @@ def _job_name(job: Job) -> str:
     return f"{run_name(job.config, list(job.factors))} seed={job.seed}"
 
 
-def build(name: str, uri: str | None = None, out: str | Path = "figures", cwd: Path | None = None) -> Built:
+def _find_runs(uri: str, experiment_id: str, jobs: list[Job]) -> list[Job]:
+    """Set each job's FINISHED run (same config hash); the jobs that have none."""
     from harness import tracking
-    from harness.runner import JobContext, execute, git_commit, versions
+
+    missing = []
+    for job in jobs:
+        found = tracking.finished_runs_by_hash(uri, experiment_id, job.config_hash)
+        job.run_id = found[0].info.run_id if found else ""
+        if not found:
+            missing.append(job)
+    return missing
+
+
+def build(
+    name: str, uri: str | None = None, out: str | Path = "figures", cwd: Path | None = None,
+    launcher: str = "joblib",
+) -> Built:  # fmt: skip
+    from harness import figure_launch, tracking
+    from harness.runner import git_commit, versions
     from harness.sweep_plots import PLOTTERS
 
     args_name = name
     cwd = Path.cwd() if cwd is None else Path(cwd)
+    figure_launch.check_launcher(launcher)
     spec, jobs = prepare_jobs(name)
     name = spec.name
     uri = tracking.resolve_uri(uri, cwd)
     tracking.check_store(uri)
     experiment_id = tracking.prepare(uri, spec.study)
-    ran = 0
-    for i, job in enumerate(jobs, 1):
-        found = tracking.finished_runs_by_hash(uri, experiment_id, job.config_hash)
-        if found:
-            job.run_id = found[0].info.run_id
-            continue
-        print(f"[{i}/{len(jobs)}] running {_job_name(job)}", file=sys.stderr)
-        tags = {"harness.overrides": " ".join(job.overrides), "harness.figure": name}
-        yaml = OmegaConf.to_yaml(OmegaConf.create(to_dict(job.config)))
-        ctx = JobContext(uri, experiment_id, _job_name(job), None, tags, config_yaml=yaml)
-        job.run_id = execute(job.config, ctx, cwd, raise_errors=True).run_id
-        ran += 1
+    missing = _find_runs(uri, experiment_id, jobs)
+    ran = len(missing)
+    if missing:
+        print(f"harness-figure {name}: {len(missing)} of {len(jobs)} job(s) to run", file=sys.stderr)
+        figure_launch.run(spec, missing, launcher, uri, cwd)
+        failed = _find_runs(uri, experiment_id, missing)
+        if failed:
+            raise JobsFailed(
+                f"{len(failed)} job(s) did not finish ({', '.join(_job_name(j) for j in failed[:3])}"
+                f"{', ...' if len(failed) > 3 else ''}); their runs in experiment {spec.study!r} say why; "
+                "run the same command again to retry them"
+            )
     client = tracking.client(uri)
     data = {}
     for run_id in dict.fromkeys(job.run_id for job in jobs):
@@ -165,15 +188,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--list", action="store_true", help="list the shipped figures")
     parser.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
+    parser.add_argument(
+        "--launcher", default="joblib", help="Hydra launcher for the missing jobs: a conf/launcher choice "
+        "(default: joblib, the local cores)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.list or not args.name:
         print("\n".join(shipped()))
         return
+    processes.install()
     try:
-        built = build(args.name, args.uri, args.out)
+        built = build(args.name, args.uri, args.out, launcher=args.launcher)
     except (ConfigError, StoreError) as err:  # bad input, or a store that cannot be used
         print(f"harness-figure: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except JobsFailed as err:
+        print(f"harness-figure: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt as stop:
+        processes.say(
+            f"harness-figure: stopped by {processes.signal_name(stop)}; the finished jobs are kept, and "
+            f"the same command runs only the missing ones"
+        )
+        sys.exit(processes.exit_code(stop))
     from harness import tracking
 
     uri = tracking.resolve_uri(args.uri, Path.cwd())

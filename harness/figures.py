@@ -11,7 +11,6 @@ the source run ids, git commit, figure hash and package versions.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -23,18 +22,24 @@ from typing import Any
 
 import numpy as np
 
+from harness import figure_theory as ft
 from harness.config import ConfigError, StudyConfig, config_hash
 from harness.stats import STATS
 
 KINDS = ("profile", "phase", "lines", "heatmap")
+TRAIN_ONLY = ("final_loss", "final_accuracy", "final_train_accuracy")
+INIT_ONLY = ("grad_h_logvar", "jacobian_sv2_mean", "jacobian_sv2_rel_var", "jacobian_sv2_underflow",
+             "theory_rate", "theory_log_chi1", "rate_diff", "theory_jacobian_sv2_mean",
+             "theory_jacobian_sv2_rel_var", "theory_grad_h_logvar")  # fmt: skip
+PHASE_THEORY = ("theory_q_star", "theory_chi1", "theory_c_star", "theory_chi_c", "theory_xi_q", "theory_xi_c")
+# every summary a run logs (harness.study), so every one can be a sweep figure's metric
 SUMMARY_METRICS = ("grad_ratio_log10", "grad_h_ratio_log10", "grad_h_slope", "grad_norm_min", "grad_norm_max",
-                   "gradcheck_max_rel_error", "final_loss", "final_accuracy", "diverged")  # fmt: skip
-TRAIN_ONLY = ("final_loss", "final_accuracy")
+                   "gradcheck_max_rel_error", "gradcheck_unresolved", "gradcheck_passed", "diverged",
+                   "diverged_step", "diverged_layer") + TRAIN_ONLY + INIT_ONLY + PHASE_THEORY  # fmt: skip
 NORMS = ("grad_W", "grad_b", "grad_h")
 TOP_KEYS = ("title", "study", "base", "cases", "sweep", "seeds", "plot", "style")
-PLOT_KEYS = ("kind", "metric", "x", "y", "hue", "col", "theory", "x_as")
-THEORY_METRICS = {"grad_h_slope": "rate", "grad_h_ratio_log10": "ratio"}
-STYLE_KEYS = ("width", "height", "logy", "title", "palette", "dpi")
+PLOT_KEYS = ("kind", "metric", "x", "y", "hue", "col", "theory", "x_as", "overlay", "trainable")
+STYLE_KEYS = ("width", "height", "logy", "logx", "title", "palette", "dpi")
 
 
 @dataclass
@@ -137,13 +142,7 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
     )  # fmt: skip
     needed = {"profile": ["hue", "col"], "heatmap": ["col"], "phase": ["x", "y", "col"],
               "lines": ["x", "hue", "col"]}[kind]  # fmt: skip
-    if plot.get("x_as") not in (None, "sigma_w2"):
-        raise ConfigError(f"plot.x_as: got {plot['x_as']!r}; allowed: sigma_w2 (or leave it out)")
-    if plot.get("theory") and (kind != "lines" or metric not in THEORY_METRICS):
-        raise ConfigError(
-            f"plot.theory: a theory curve is drawn for kind=lines with metric {' or '.join(THEORY_METRICS)}; "
-            "profiles (metric grad_h) and phase diagrams (x model.init_scale) get theory automatically"
-        )
+    _check_theory_options(plot, kind, metric)
     for role in ("x", "y", "hue", "col"):
         factor = plot.get(role)
         if factor is None:
@@ -159,6 +158,31 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
         if plot.get(role) is None:
             raise ConfigError(f"plot.{role}: kind={kind} needs a factor; allowed: {', '.join(spec.factors)}")
     return spec
+
+
+def _check_theory_options(plot: dict, kind: str, metric: str) -> None:
+    """plot.x_as, plot.theory, plot.overlay and plot.trainable: each where its kind can draw it."""
+    if plot.get("x_as") is not None:
+        if plot["x_as"] not in ft.DERIVED_AXES:
+            raise ConfigError(
+                f"plot.x_as: got {plot['x_as']!r}; allowed: {', '.join(ft.DERIVED_AXES)} (or leave it out)"
+            )
+        if kind not in ("lines", "phase"):
+            raise ConfigError(f"plot.x_as: kind={kind} has no factor on x; allowed for kind=lines or phase")
+    if plot.get("theory") and (kind != "lines" or metric not in ft.THEORY_OF):
+        raise ConfigError(
+            f"plot.theory: a theory curve is drawn for kind=lines with metric {', '.join(ft.THEORY_OF)}; "
+            "profiles (metric grad_h) and phase diagrams (x model.init_scale) get theory automatically"
+        )
+    for key in ("overlay", "trainable"):
+        if plot.get(key) is not None and (kind != "phase" or plot.get("y") != "model.depth"):
+            raise ConfigError(f"plot.{key}: drawn on a phase diagram with y model.depth (kind=phase)")
+    if plot.get("overlay") is not None:
+        ft.parse_overlay(plot["overlay"])
+    if plot.get("trainable") is not None and not isinstance(plot["trainable"], int | float):
+        raise ConfigError(
+            f"plot.trainable: got {plot['trainable']!r}; allowed: a number (the metric's threshold)"
+        )
 
 
 def jobs_of(spec: FigureSpec) -> list[Job]:
@@ -183,11 +207,12 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
     """A metric that the jobs' mode does not record is an error before anything runs."""
     metric, kind = spec.plot["metric"], spec.plot["kind"]
     modes = {job.config.mode for job in jobs}
-    if (metric in TRAIN_ONLY or kind == "heatmap") and modes != {"train"}:
-        raise ConfigError(
-            f"plot.metric: no run of this figure records {metric!r} for kind={kind}: it needs mode=train "
-            f"in every job (base: mode: train), got mode {', '.join(sorted(modes))}"
-        )
+    for only, mode in (((*TRAIN_ONLY, "heatmap"), "train"), (INIT_ONLY, "init")):
+        if (metric in only or kind in only) and modes != {mode}:
+            raise ConfigError(
+                f"plot.metric: no run of this figure records {metric!r} for kind={kind}: it needs "
+                f"mode={mode} in every job (base: mode: {mode}), got mode {', '.join(sorted(modes))}"
+            )
 
 
 def attach_hashes(jobs: list[Job]) -> None:
@@ -220,7 +245,7 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
         factors = dict(zip(spec.factors, key, strict=True))
         if kind == "profile":
             stack = np.stack([data[j.run_id]["arrays"][f"profile_{metric}"] for j in members])
-            pred = prediction(members[0].config) if metric == "grad_h" else None
+            pred = ft.prediction(members[0].config) if metric == "grad_h" else None
             for layer in range(stack.shape[1]):
                 mean, std, n = _log_stats(stack[:, layer], log)
                 row = factors | {"layer": layer + 1, "mean": mean, "std": std, "n_seeds": n}
@@ -239,15 +264,22 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
             values = np.array([data[j.run_id]["metrics"].get(metric, np.nan) for j in members])
             diverged = max(data[j.run_id]["metrics"].get("diverged", 0.0) for j in members)
             mean, std, n = _log_stats(values, False)
-            row = factors | {"mean": mean, "std": std, "n_seeds": n, "diverged": int(diverged)}
+            row = factors | {"source": "measured", "mean": mean, "std": std, "n_seeds": n}
+            row["diverged"] = int(diverged)
+            config, x_as = members[0].config, spec.plot.get("x_as")
             if kind == "lines":
-                row = {**factors, "source": "measured", **{k: v for k, v in row.items() if k not in factors}}
-                row["sigma_w2"] = sigma_w2_of(members[0].config)
-            if kind == "phase" and spec.plot["x"] == "model.init_scale":
-                row["critical_x"] = critical_init_scale(members[0].config)
+                row["sigma_w2"] = ft.sigma_w2_of(config)
+            if x_as and x_as not in row:
+                row[x_as] = ft.derived(config, x_as)
+            if kind == "phase":
+                row["critical_x"] = ft.critical_x(config, spec.plot["x"], x_as)
             rows.append(row)
     if kind == "lines" and spec.plot.get("theory"):
-        rows += theory_rows(spec, jobs)
+        rows += ft.theory_rows(spec, jobs)
+    if kind == "phase" and spec.plot.get("overlay"):
+        rows += ft.overlay_rows(spec, jobs)
+    if kind == "phase" and spec.plot.get("trainable") is not None:
+        rows += ft.trainable_rows(pd.DataFrame(rows), spec.plot)
     frame = pd.DataFrame(rows)
     if frame["n_seeds"].sum() == 0:
         raise ConfigError(f"plot.metric: no run of figure {spec.name} has a finite value of {metric!r}")
@@ -266,73 +298,3 @@ def nice(value: str) -> float | str:
     except (TypeError, ValueError):
         return value
     return number if math.isfinite(number) else value
-
-
-def with_value(config: StudyConfig, key: str, value: Any) -> StudyConfig:
-    """A copy of ``config`` with the dotted ``key`` set to ``value`` (a float for numeric fields)."""
-    head, _, rest = key.partition(".")
-    if not rest:
-        old = getattr(config, head)
-        return dataclasses.replace(
-            config, **{head: type(old)(value) if isinstance(old, int | float) else value}
-        )
-    return dataclasses.replace(config, **{head: with_value(getattr(config, head), rest, value)})
-
-
-def prediction(config: StudyConfig):  # noqa: ANN201 - theory.Prediction | None
-    """The mean-field prediction for an init-mode job on Gaussian inputs (None where not modelled)."""
-    from harness.study import predict_for
-
-    if config.mode != "init" or config.data.name != "gaussian":
-        return None
-    return predict_for(config, config.data.input_dim, config.data.output_dim, config.init.batch_size)
-
-
-def sigma_w2_of(config: StudyConfig) -> float:
-    """sigma_w^2 of the hidden (width x width) layers."""
-    from harness import theory
-
-    m = config.model
-    return theory.sigma_w2(m.init, m.width, m.width, m.init_scale)
-
-
-def theory_value(config: StudyConfig, metric: str) -> float:
-    pred = prediction(config)
-    if pred is None:
-        return float("nan")
-    if THEORY_METRICS[metric] == "rate":
-        return pred.rate
-    return 0.5 * math.log10(pred.grad_h2[0] / pred.grad_h2[-1])
-
-
-def critical_init_scale(config: StudyConfig) -> float:
-    """The init scale at which chi_1 = 1 for the config's activation, scheme and bias (NaN if none)."""
-    from harness import theory
-
-    m = config.model
-    sw2 = theory.critical_sw2(m.activation, m.bias_std**2)
-    return math.sqrt(sw2 / theory.sigma_w2(m.init, m.width, m.width, 1.0)) if math.isfinite(sw2) else math.nan
-
-
-def theory_rows(spec: FigureSpec, jobs: list[Job], points: int = 60) -> list[dict]:
-    """The theory curve of a lines plot: for each (hue, col) group, the prediction on a dense grid of
-    the x factor between its smallest and largest value."""
-    xf, metric = spec.plot["x"], spec.plot["metric"]
-    values = [float(v) for v in spec.sweep[xf]]
-    grid = (
-        np.geomspace(min(values), max(values), points)
-        if min(values) > 0
-        else np.linspace(min(values), max(values), points)
-    )
-    rows, seen = [], set()
-    for job in jobs:
-        key = tuple(v for k, v in job.factors.items() if k != xf)
-        if key in seen:
-            continue
-        seen.add(key)
-        factors = {k: v for k, v in job.factors.items() if k != xf}
-        for x in grid:
-            config = with_value(job.config, xf, float(x))
-            row = factors | {xf: repr(float(x)), "source": "theory", "mean": theory_value(config, metric)}
-            rows.append(row | {"std": 0.0, "n_seeds": 0, "diverged": 0, "sigma_w2": sigma_w2_of(config)})
-    return rows

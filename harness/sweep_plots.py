@@ -84,14 +84,70 @@ def profile_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
     return fig
 
 
-def phase_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
-    metric, xf, yf, col = plot["metric"], plot["x"], plot["y"], plot.get("col")
-    fig, axes, cols = _panels(frame, col, style, title)
+DIVERGING = (
+    "grad_ratio_log10",
+    "grad_h_ratio_log10",
+    "grad_h_slope",
+    "theory_rate",
+    "rate_diff",
+    "theory_log_chi1",
+)  # signed, 0 is critical: a diverging map centred on 0
+BOUNDED = {"final_accuracy": (0.0, 1.0), "final_train_accuracy": (0.0, 1.0), "diverged": (0.0, 1.0)}
+AXIS_LABELS = {"sigma_w2": "sigma_w^2", "chi1": "chi_1 (mean-field)"}
+
+
+def _colour_scale(frame: Any, metric: str) -> dict:
+    """imshow/pcolormesh colour arguments: diverging and symmetric for signed log ratios and slopes,
+    sequential with the metric's own bounds for accuracies, sequential min..max otherwise."""
     finite = frame["mean"][np.isfinite(frame["mean"])]
-    bound = float(np.max(np.abs(finite))) if len(finite) else 1.0
-    xs, ys = _values(frame, xf), _values(frame, yf)
+    if metric in DIVERGING:
+        bound = float(np.max(np.abs(finite))) if len(finite) else 1.0
+        return {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound}
+    lo, hi = BOUNDED.get(metric, (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0))
+    return {"cmap": "viridis", "vmin": lo, "vmax": hi}
+
+
+def _numeric(values: list) -> np.ndarray | None:
+    numbers = [nice(v) for v in values]
+    return np.array(numbers, dtype=float) if all(isinstance(v, float) for v in numbers) else None
+
+
+def _edges(centres: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges halfway between sorted centres (in log space on a log axis), extended at both ends."""
+    c = np.log(centres) if log else centres
+    if len(c) == 1:
+        mid = np.array([c[0] - 0.5, c[0] + 0.5]) if not log else np.array([c[0] - 0.1, c[0] + 0.1])
+    else:
+        inner = 0.5 * (c[1:] + c[:-1])
+        mid = np.concatenate([[c[0] - (inner[0] - c[0])], inner, [c[-1] + (c[-1] - inner[-1])]])
+    return np.exp(mid) if log else mid
+
+
+def _log_axis(values: np.ndarray | None, style: dict, key: str) -> bool:
+    """style.logx / style.logy, else log when the values are positive and span a factor 8 or more."""
+    if values is None:
+        return False
+    if key in style:
+        return bool(style[key])
+    return bool(np.all(values > 0) and values.max() / values.min() >= 8)
+
+
+def phase_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
+    """A metric over two factors, one panel per ``col``: numeric axes (cells centred on the values,
+    edges halfway) where the factors are numbers, categories otherwise; x in a derived unit with
+    ``x_as``; the critical line, n x xi curves and the trainable depth where the table has them."""
+    metric, xf, yf, col, x_as = plot["metric"], plot["x"], plot["y"], plot.get("col"), plot.get("x_as")
+    fig, axes, cols = _panels(frame, col, style, title)
+    measured = frame[frame["source"] == "measured"] if "source" in frame else frame
+    scale = _colour_scale(measured, metric)
     for ax, cval in zip(axes, cols, strict=True):
-        part = _subset(frame, col, cval)
+        part = _subset(measured, col, cval)
+        xs, ys = _values(part, xf), _values(part, yf)
+        xnum = np.array([part[part[xf] == v][x_as].iloc[0] for v in xs], float) if x_as else _numeric(xs)
+        ynum = _numeric(ys)
+        xorder = np.argsort(xnum) if xnum is not None else np.arange(len(xs))
+        yorder = np.argsort(ynum) if ynum is not None else np.arange(len(ys))
+        xs, ys = [xs[i] for i in xorder], [ys[i] for i in yorder]
         grid = np.full((len(ys), len(xs)), np.nan)
         crossed = []
         for _, row in part.iterrows():
@@ -99,28 +155,66 @@ def phase_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
             grid[i, j] = row["mean"]
             if row["diverged"]:
                 crossed.append((j, i))
-        mesh = ax.imshow(grid, origin="lower", cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+        logx, logy = _log_axis(xnum, style, "logx"), _log_axis(ynum, style, "logy")
+        xc = xnum[xorder] if xnum is not None else np.arange(len(xs), dtype=float)
+        yc = ynum[yorder] if ynum is not None else np.arange(len(ys), dtype=float)
+        mesh = ax.pcolormesh(_edges(xc, logx), _edges(yc, logy), grid, shading="flat", **scale)
         for j, i in crossed:
-            ax.plot(j, i, marker="x", color="k", ms=9, mew=2)
-        if "critical_x" in part and len(part):
-            _critical_line(ax, float(part["critical_x"].iloc[0]), xs)
-        ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-        ax.set_yticks(range(len(ys)), [str(v) for v in ys])
-        ax.set_xlabel(xf.split(".")[-1])
+            ax.plot(xc[j], yc[i], marker="x", color="k", ms=9, mew=2, ls="none")
+        ax.set_xscale("log" if logx else "linear")
+        ax.set_yscale("log" if logy else "linear")
+        if xnum is None:
+            ax.set_xticks(xc, [str(v) for v in xs])
+        if ynum is None:
+            ax.set_yticks(yc, [str(v) for v in ys])
+        _theory_overlays(ax, _subset(frame, col, cval), plot, xf, x_as, (xc, yc))
+        ax.set_xlabel(AXIS_LABELS.get(x_as, x_as) if x_as else xf.split(".")[-1])
     axes[0].set_ylabel(yf.split(".")[-1])
     fig.colorbar(mesh, ax=axes, label=f"{LABELS.get(metric, metric)}  (x: diverged)")
     return fig
 
 
-def _critical_line(ax: Any, critical: float, xs: list) -> None:
-    """A dashed vertical line where chi_1 = 1, placed between the categorical x columns by log
-    interpolation of their values."""
-    values = np.array([nice(v) for v in xs], dtype=float)
-    if not np.isfinite(critical) or np.any(values <= 0) or not values.min() <= critical <= values.max():
-        return
-    where = float(np.interp(np.log(critical), np.log(values), np.arange(len(values))))
-    ax.axvline(where, color="k", ls="--", lw=1.5, label="chi_1 = 1 (theory)")
-    ax.legend(fontsize=8, loc="upper left")
+def _theory_overlays(ax: Any, part: Any, plot: dict, xf: str, x_as: str | None, centres: tuple) -> None:
+    """The critical line (chi_1 = 1), the n x xi curves and the measured trainable depth, kept inside
+    the measured cells' range."""
+    xc, yc = centres
+    x_of = (
+        (lambda rows: rows[x_as].to_numpy(float))
+        if x_as
+        else (lambda rows: rows[xf].map(nice).to_numpy(float))
+    )
+    drawn = False
+    crit = part["critical_x"].dropna() if "critical_x" in part else []
+    if len(crit) and xc.min() <= float(crit.iloc[0]) <= xc.max():
+        ax.axvline(float(crit.iloc[0]), color="k", ls="--", lw=1.5, label="chi_1 = 1 (theory)")
+        drawn = True
+    sources = [s for s in dict.fromkeys(part.get("source", [])) if s not in ("measured", "trainable depth")]
+    for k, source in enumerate(sources):
+        rows = part[part["source"] == source]
+        ax.plot(
+            x_of(rows),
+            rows["mean"],
+            color="w",
+            lw=2.0,
+            ls=("-", ":", "-.")[k % 3],
+            label=f"{source} (theory)",
+        )
+        drawn = True
+    if "source" in part and (part["source"] == "trainable depth").any():
+        rows = part[part["source"] == "trainable depth"]
+        ax.plot(
+            x_of(rows),
+            rows["mean"],
+            color="orange",
+            marker="o",
+            ms=5,
+            lw=1.2,
+            label="trainable depth (measured)",
+        )
+        drawn = True
+    ax.set_ylim(*_edges(yc, ax.get_yscale() == "log")[[0, -1]])
+    if drawn:
+        ax.legend(fontsize=8, loc="upper right")
 
 
 def lines_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
@@ -133,7 +227,7 @@ def lines_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
         for colour, hval in zip(colours, hues, strict=True):
             rows = _subset(part, hue, hval)
             measured = rows[rows["source"] == "measured"] if "source" in rows else rows
-            x = measured[x_as] if x_as else [nice(v) for v in measured[xf]]
+            x = measured[x_as] if x_as else [nice(v) for v in measured[xf]]  # sigma_w2, chi1 columns
             label = None if hue is None else f"{hue.split('.')[-1]}={hval}"
             ax.errorbar(x, measured["mean"], yerr=measured["std"], marker="o", capsize=3, color=colour,
                         ls="none" if plot.get("theory") else "-", label=label)  # fmt: skip
@@ -141,7 +235,7 @@ def lines_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
                 curve = rows[rows["source"] == "theory"]
                 cx = curve[x_as] if x_as else [nice(v) for v in curve[xf]]
                 ax.plot(cx, curve["mean"], color=colour, lw=1.5)
-        ax.set_xlabel("sigma_w^2" if x_as == "sigma_w2" else xf.split(".")[-1])
+        ax.set_xlabel(AXIS_LABELS.get(x_as, x_as) if x_as else xf.split(".")[-1])
         ax.axhline(0.0, color="0.5", lw=0.8)
     axes[0].set_ylabel(LABELS.get(metric, metric))
     if hue is not None:

@@ -105,3 +105,31 @@ def test_a_wide_chaotic_network_decorrelates_two_inputs_to_c_star():
     tol = stats.t.ppf(0.9995, seeds - 1) * measured.std(ddof=1) / math.sqrt(seeds) + 1 / width
     assert abs(measured.mean() - target) < tol, (measured.mean(), target, tol)
     assert tol < 0.5 * (0.9 - target)  # the test can tell c* from the input's correlation
+
+
+def test_trainable_depth_is_set_by_the_correlation_depth_scale():
+    """Schoenholz et al. (2017): tanh networks train only while the signal that tells inputs apart,
+    which decays like exp(-L / xi_c), stands above the noise of training. T steps of B samples average
+    that noise down to ~1 / sqrt(B T), so the trainable depth is n xi_c with n = ln(B T) / 2 (5.2 here,
+    near the paper's 6 after its longer training). The constant in the noise floor is not known: allowing
+    it a factor e^(n / 2) either way, networks of depth n xi_c / 2 must train (training accuracy over
+    half, chance is 0.1) and networks of depth 2 n xi_c must not, on both sides of criticality. One seed
+    per network: an accuracy near the threshold would be a coin flip, and these depths are a factor of 2
+    away from it on either side."""
+    from harness.config import parse_config
+    from harness.study import run_study
+
+    steps, batch = 1000, 32
+    n = math.log(batch * steps) / 2
+    for sw2 in (1.0, 4.0):  # ordered (chi_1 = 0.76) and chaotic (chi_1 = 1.34)
+        xi = correlation.xi_c("tanh", sw2, SB2)
+        for depth, trains in ((math.ceil(n * xi / 2), True), (math.floor(2 * n * xi), False)):
+            config = parse_config({
+                "mode": "train", "seed": 0, "data": {"name": "digits"}, "loss": {"name": "cross_entropy"},
+                "optim": {"name": "sgd", "lr": 0.01}, "gradcheck": {"mode": "off"},
+                "train": {"steps": steps, "batch_size": batch, "log_every": steps},
+                "model": {"depth": depth, "width": 64, "activation": "tanh", "init": "lecun_normal",
+                          "init_scale": math.sqrt(sw2), "bias_std": math.sqrt(SB2)},
+            })  # fmt: skip
+            accuracy = run_study(config).summary["final_train_accuracy"]
+            assert (accuracy > 0.5) == trains, (sw2, xi, depth, accuracy)

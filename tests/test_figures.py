@@ -35,10 +35,14 @@ def figure(cwd: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
-def runs_in(cwd: Path, experiment: str) -> list:
+def runs_in(cwd: Path, experiment: str, kind: str = "job") -> list:
+    """The experiment's runs of one kind: "job" (a sweep's children), "sweep" (their parents), or "all"."""
     client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
-    return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+    runs = [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+    if kind == "all":
+        return runs
+    return [r for r in runs if (r.data.tags.get("harness.kind") == "sweep") == (kind == "sweep")]
 
 
 @pytest.mark.parametrize("name", shipped())
@@ -75,6 +79,10 @@ def test_build_twice_identical_csv_and_no_new_jobs(tmp_path):
     out = figure(first, str(config))
     assert out.returncode == 0 and "ran 0 job(s), reused 8 run(s)" in out.stderr
     assert len(runs_in(first, "fig_small")) == before == 8
+    # the 8 jobs ran as one sweep per case, through the default launcher (joblib)
+    parents = runs_in(first, "fig_small", "sweep")
+    assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+    assert all("launcher=joblib" in p.data.tags["harness.overrides"] for p in parents)
     # the figure's run records where the figure came from; a rebuild updates it, never a duplicate
     figure_runs = runs_in(first, "figures")
     assert len(figure_runs) == 1
@@ -138,7 +146,7 @@ def test_bad_figure_config_one_line_nothing_changes(tmp_path, change, message):
 def test_bad_config_leaves_an_existing_store_untouched(tmp_path):
     good = tmp_path / "small.yaml"
     good.write_text(SMALL)
-    assert figure(tmp_path, str(good)).returncode == 0
+    assert figure(tmp_path, str(good), "--launcher", "basic").returncode == 0
     db = tmp_path / "mlruns" / "mlflow.db"
     before = db.read_bytes()
     bad = tmp_path / "bad.yaml"
@@ -173,7 +181,8 @@ def test_phase_table_and_figure_mark_diverged_cells():
     plot = {"kind": "phase", "metric": "grad_h_ratio_log10", "x": "model.init_scale", "y": "model.depth"}
     ax = phase_figure(frame, plot, {}, "t").axes[0]
     crosses = [line for line in ax.get_lines() if line.get_marker() == "x"]
-    assert len(crosses) == 1 and (crosses[0].get_xdata()[0], crosses[0].get_ydata()[0]) == (1, 1)
+    # numeric axes: the cross sits at the diverged cell's own values (init scale 2.0, depth 10)
+    assert len(crosses) == 1 and (crosses[0].get_xdata()[0], crosses[0].get_ydata()[0]) == (2.0, 10.0)
 
 
 def test_lines_with_theory_curve_and_sigma_w2_axis(tmp_path):
@@ -191,7 +200,7 @@ def test_lines_with_theory_curve_and_sigma_w2_axis(tmp_path):
             }
         )
     )  # fmt: skip
-    out = figure(tmp_path, str(config))
+    out = figure(tmp_path, str(config), "--launcher", "basic")
     assert out.returncode == 0, out.stderr
     import pandas as pd
 

@@ -1,0 +1,177 @@
+"""Theory beside a sweep figure's measurements: derived axes (sigma_w^2, chi_1), the theory curve of a
+lines plot, the critical line and n x xi curves of a phase diagram, and the trainable depth a phase
+sweep measures. Tables in, rows out (the same tidy rows ``harness.figures.table`` writes to the CSV).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from harness import theory
+from harness.config import ConfigError, StudyConfig
+
+DERIVED_AXES = ("sigma_w2", "chi1")  # plot.x_as
+# a summary metric -> the logged theory metric drawn beside it (plot.theory)
+THEORY_OF = {"grad_h_slope": "theory_rate", "grad_h_ratio_log10": "ratio",
+             "jacobian_sv2_rel_var": "theory_jacobian_sv2_rel_var",
+             "jacobian_sv2_mean": "theory_jacobian_sv2_mean",
+             "grad_h_logvar": "theory_grad_h_logvar"}  # fmt: skip
+OVERLAY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(xi_c|xi_q)\s*$")
+
+
+def with_value(config: StudyConfig, key: str, value: Any) -> StudyConfig:
+    """A copy of ``config`` with the dotted ``key`` set to ``value`` (cast to the field's type)."""
+    head, _, rest = key.partition(".")
+    if not rest:
+        old = getattr(config, head)
+        if isinstance(old, int | float) and not isinstance(old, bool):
+            value = round(float(value)) if isinstance(old, int) else float(value)
+        return dataclasses.replace(config, **{head: value})
+    return dataclasses.replace(config, **{head: with_value(getattr(config, head), rest, value)})
+
+
+def prediction(config: StudyConfig):  # noqa: ANN201 - theory.Prediction | None
+    """The mean-field prediction for an init-mode job on Gaussian inputs (None where not modelled)."""
+    from harness.study import predict_for
+
+    if config.mode != "init" or config.data.name != "gaussian":
+        return None
+    return predict_for(config, config.data.input_dim, config.data.output_dim, config.init.batch_size)
+
+
+def sigma_w2_of(config: StudyConfig) -> float:
+    """sigma_w^2 of the hidden (width x width) layers."""
+    m = config.model
+    return theory.sigma_w2(m.init, m.width, m.width, m.init_scale)
+
+
+def derived(config: StudyConfig, axis: str) -> float:
+    """A derived axis' value for a job: sigma_w^2 of the hidden layers, or chi_1 at their fixed point."""
+    if axis == "sigma_w2":
+        return sigma_w2_of(config)
+    return theory.chi1(config.model.activation, sigma_w2_of(config), config.model.bias_std**2)
+
+
+def theory_value(config: StudyConfig, metric: str) -> float:
+    """The prediction for a summary metric (``THEORY_OF``), NaN where it is not modelled."""
+    pred = prediction(config)
+    if pred is None:
+        return float("nan")
+    name = THEORY_OF[metric]
+    if name == "ratio":
+        return 0.5 * math.log10(pred.grad_h2[0] / pred.grad_h2[-1])
+    return {"theory_rate": pred.rate, "theory_jacobian_sv2_rel_var": pred.jacobian_rel_var,
+            "theory_jacobian_sv2_mean": pred.jacobian_mean,
+            "theory_grad_h_logvar": float(pred.grad_h_logvar[0])}[name]  # fmt: skip
+
+
+def critical_x(config: StudyConfig, x: str, x_as: str | None) -> float:
+    """Where chi_1 = 1 on the figure's x axis (NaN if nowhere): in sigma_w^2 or chi_1 units for a
+    derived axis, else in init scale when x is ``model.init_scale``."""
+    m = config.model
+    sw2 = theory.critical_sw2(m.activation, m.bias_std**2)
+    if x_as == "chi1":
+        return 1.0
+    if x_as == "sigma_w2":
+        return sw2
+    if x == "model.init_scale" and math.isfinite(sw2):
+        return math.sqrt(sw2 / theory.sigma_w2(m.init, m.width, m.width, 1.0))
+    return math.nan
+
+
+def _grid(values: list[float], points: int, integer: bool) -> np.ndarray:
+    lo, hi = min(values), max(values)
+    grid = np.geomspace(lo, hi, points) if lo > 0 else np.linspace(lo, hi, points)
+    return np.unique(np.round(grid)) if integer else grid
+
+
+def _first_jobs(jobs: list, *axes: str) -> list:
+    """One job per combination of the factors other than ``axes`` (one curve each)."""
+    seen, out = set(), []
+    for job in jobs:
+        key = tuple(v for k, v in job.factors.items() if k not in axes)
+        if key not in seen:
+            seen.add(key)
+            out.append(job)
+    return out
+
+
+def theory_rows(spec: Any, jobs: list, points: int = 60) -> list[dict]:
+    """The theory curve of a lines plot: for each (hue, col) group, the prediction on a dense grid of
+    the x factor between its smallest and largest value (whole numbers for an integer factor)."""
+    xf, metric, x_as = spec.plot["x"], spec.plot["metric"], spec.plot.get("x_as")
+    integer = all(float(v).is_integer() for v in spec.sweep[xf]) and isinstance(
+        _field(jobs[0].config, xf), int
+    )
+    grid = _grid([float(v) for v in spec.sweep[xf]], points, integer)
+    rows = []
+    for job in _first_jobs(jobs, xf):
+        factors = {k: v for k, v in job.factors.items() if k != xf}
+        for x in grid:
+            config = with_value(job.config, xf, float(x))
+            value = repr(int(x)) if integer else repr(float(x))
+            row = factors | {xf: value, "source": "theory", "mean": theory_value(config, metric)}
+            row |= {"std": 0.0, "n_seeds": 0, "diverged": 0, "sigma_w2": sigma_w2_of(config)}
+            rows.append(row | ({x_as: derived(config, x_as)} if x_as and x_as != "sigma_w2" else {}))
+    return rows
+
+
+def _field(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def parse_overlay(words: Any) -> list[tuple[float, str]]:
+    """``plot.overlay: ["6 xi_c", "1 xi_q"]`` -> [(6.0, "xi_c"), (1.0, "xi_q")]; ConfigError otherwise."""
+    if not isinstance(words, list) or not words:
+        raise ConfigError(f"plot.overlay: got {words!r}; allowed: a list like ['6 xi_c', '3 xi_q']")
+    out = []
+    for word in words:
+        match = OVERLAY.match(str(word))
+        if not match:
+            raise ConfigError(f"plot.overlay: got {word!r}; allowed: '<n> xi_c' or '<n> xi_q' (n a number)")
+        out.append((float(match.group(1)), match.group(2)))
+    return out
+
+
+def overlay_rows(spec: Any, jobs: list, points: int = 80) -> list[dict]:
+    """The n x xi curves of a phase diagram over a dense grid of its x factor, one set per ``col``."""
+    from harness.study import phase_theory
+
+    xf, x_as = spec.plot["x"], spec.plot.get("x_as")
+    grid = _grid([float(v) for v in spec.sweep[xf]], points, False)
+    rows = []
+    for job in _first_jobs(jobs, xf, spec.plot["y"]):
+        factors = {k: v for k, v in job.factors.items() if k not in (xf, spec.plot["y"])}
+        for x in grid:
+            config = with_value(job.config, xf, float(x))
+            scales = phase_theory(config)
+            for n, scale in parse_overlay(spec.plot["overlay"]):
+                row = factors | {xf: repr(float(x)), "source": f"{n:g} {scale}"}
+                row["mean"] = n * scales.get(f"theory_{scale}", math.nan)
+                rows.append(row | ({x_as: derived(config, x_as)} if x_as else {}))
+    return rows
+
+
+def trainable_rows(frame: Any, plot: dict) -> list[dict]:
+    """Per (col, x): the deepest y (depth) whose mean clears ``plot.trainable``, NaN if none does."""
+    xf, yf, col, threshold = plot["x"], plot["y"], plot.get("col"), float(plot["trainable"])
+    measured = frame[frame["source"] == "measured"]
+    rows = []
+    keys = [k for k in (col, xf) if k is not None]
+    for key, part in measured.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        ok = part[part["mean"] >= threshold]
+        depth = max((float(v) for v in ok[yf]), default=math.nan)
+        row = dict(zip(keys, key, strict=True)) | {"source": "trainable depth", "mean": depth}
+        x_as = plot.get("x_as")
+        if x_as:
+            row[x_as] = float(part[x_as].iloc[0])
+        rows.append(row)
+    return rows

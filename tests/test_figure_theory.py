@@ -1,0 +1,146 @@
+"""Theory beside sweep figures: derived axes, n x xi overlays, the trainable depth, theory curves over
+integer factors, and the options' validation."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import correlation, figure_theory
+from harness.config import ConfigError
+from harness.figures import parse_figure
+from harness.sweep_plots import phase_figure
+
+PHASE = {"kind": "phase", "metric": "final_train_accuracy", "x": "model.init_scale", "y": "model.depth"}
+
+
+def _frame(rows, extra=()):
+    return pd.DataFrame(
+        [{"model.init_scale": s, "model.depth": d, "source": "measured", "mean": m, "std": 0.0, "n_seeds": 1,
+          "diverged": 0, "sigma_w2": float(s) ** 2} for s, d, m in rows] + list(extra)
+    )  # fmt: skip
+
+
+def test_trainable_depth_is_the_deepest_depth_over_the_threshold():
+    frame = _frame([("1.0", "10", 0.9), ("1.0", "20", 0.7), ("1.0", "40", 0.2),
+                    ("2.0", "10", 0.95), ("2.0", "20", 0.3), ("2.0", "40", 0.6),  # deepest, not first gap
+                    ("3.0", "10", 0.1), ("3.0", "20", 0.1), ("3.0", "40", 0.1)])  # fmt: skip
+    rows = figure_theory.trainable_rows(frame, PHASE | {"trainable": 0.5, "x_as": "sigma_w2"})
+    got = {r["model.init_scale"]: r["mean"] for r in rows}
+    assert got["1.0"] == 20.0 and got["2.0"] == 40.0 and math.isnan(got["3.0"])
+    assert [r["sigma_w2"] for r in rows] == [1.0, 4.0, 9.0]
+
+
+def test_phase_figure_numeric_axes_sequential_colours_and_overlays():
+    overlay = [{"model.init_scale": repr(float(x)), "source": "6 xi_c", "mean": 6 * correlation.xi_c("tanh", x * x, 0.05),
+                "sigma_w2": x * x} for x in np.linspace(1.0, 2.0, 9)]  # fmt: skip
+    trainable = [{"model.init_scale": "1.0", "source": "trainable depth", "mean": 20.0, "sigma_w2": 1.0}]
+    frame = _frame([(s, d, 0.5) for s in ("1.0", "2.0") for d in ("10", "20", "100")], overlay + trainable)
+    frame.loc[0, "mean"] = 0.1
+    fig = phase_figure(frame, PHASE | {"x_as": "sigma_w2"}, {"logy": False}, "t")
+    ax = fig.axes[0]
+    mesh = ax.collections[0]
+    assert mesh.get_cmap().name == "viridis" and mesh.get_clim() == (0.0, 1.0)  # accuracy: its own bounds
+    assert ax.get_xlabel() == "sigma_w^2" and ax.get_yscale() == "linear"
+    # cells centred on the values: sigma_w^2 1 and 4 (edges halfway, 2.5), depths 10, 20, 100
+    xedges = np.unique(mesh.get_coordinates()[..., 0])
+    assert list(xedges) == pytest.approx([-0.5, 2.5, 5.5])
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "6 xi_c (theory)" in labels and "trainable depth (measured)" in labels
+    curve = next(line for line in ax.get_lines() if line.get_label() == "6 xi_c (theory)")
+    assert curve.get_xdata()[0] == pytest.approx(1.0) and curve.get_ydata()[0] == pytest.approx(
+        6 * 3.627, rel=1e-3
+    )
+    signed = phase_figure(frame, PHASE | {"metric": "grad_h_ratio_log10"}, {}, "t").axes[0].collections[0]
+    assert signed.get_cmap().name == "RdBu_r" and signed.get_clim()[0] == -signed.get_clim()[1]
+
+
+def test_theory_curve_over_an_integer_factor_uses_whole_numbers(tmp_path, monkeypatch):
+    from harness.figure_cli import prepare_jobs
+
+    monkeypatch.chdir(tmp_path)
+    spec, jobs = prepare_jobs("finite_width")
+    rows = figure_theory.theory_rows(spec, jobs, points=20)
+    depths = [int(r["model.depth"]) for r in rows if r["model.width"] == "64"]
+    assert depths == sorted(set(depths)) and depths[0] == 5 and depths[-1] == 40
+    first = next(r for r in rows if r["model.width"] == "64" and r["model.depth"] == "40")
+    assert first["mean"] == pytest.approx(39 * (figure_theory.theory.trigamma(32) + 3 / 64), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("plot", "message"),
+    [
+        (
+            {"kind": "profile", "metric": "grad_h", "x_as": "sigma_w2"},
+            "^plot.x_as: kind=profile has no factor on x",
+        ),
+        (PHASE | {"x_as": "q_star"}, "^plot.x_as: got 'q_star'; allowed: sigma_w2, chi1"),
+        (
+            PHASE | {"overlay": ["six xi_c"]},
+            "^plot.overlay: got 'six xi_c'; allowed: '<n> xi_c' or '<n> xi_q'",
+        ),
+        (PHASE | {"overlay": "6 xi_c"}, "^plot.overlay: got '6 xi_c'; allowed: a list"),
+        (
+            PHASE | {"y": "model.width", "trainable": 0.5},
+            "^plot.trainable: drawn on a phase diagram with y model.depth",
+        ),
+        (PHASE | {"trainable": "half"}, "^plot.trainable: got 'half'; allowed: a number"),
+        (
+            {"kind": "lines", "metric": "theory_xi_c", "x": "model.depth", "theory": True},
+            "^plot.theory: a theory",
+        ),
+    ],
+)
+def test_theory_options_are_checked(plot, message):
+    values = {"plot": plot, "sweep": {"model.init_scale": [1.0], "model.depth": [2], "model.width": [4]}}
+    with pytest.raises(ConfigError, match=message):
+        parse_figure("f", values)
+
+
+def test_any_logged_summary_is_a_metric_and_its_mode_is_checked(tmp_path, monkeypatch):
+    from harness.figure_cli import prepare_jobs
+
+    sweep = {"model.init_scale": [1.0, 2.0], "model.depth": [2]}
+    for metric in ("theory_xi_c", "jacobian_sv2_rel_var", "grad_h_logvar", "final_train_accuracy"):
+        parse_figure("f", {"plot": PHASE | {"metric": metric}, "sweep": sweep})
+    path = tmp_path / "f.yaml"
+    path.write_text("base: {mode: train, data: spirals, loss: cross_entropy}\nsweep: {model.depth: [2, 3]}\n"
+                    "plot: {kind: lines, metric: jacobian_sv2_rel_var, x: model.depth}\n")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        ConfigError, match="^plot.metric: no run of this figure records 'jacobian_sv2_rel_var'.*mode=init"
+    ):
+        prepare_jobs(str(path))
+
+
+def test_a_phase_figure_end_to_end_with_overlays_and_trainable_depth(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "band.yaml"
+    config.write_text(yaml.safe_dump({
+        "study": "fig_band",
+        "base": {"model.width": 16, "data.input_dim": 16, "model.activation": "tanh", "model.init": "lecun_normal",
+                 "model.bias_std": 0.2236068, "init.repeats": 2, "init.batch_size": 8, "gradcheck": "off",
+                 "tracking.figures": False},
+        "sweep": {"model.init_scale": [1.0, 2.0], "model.depth": [3, 6]},
+        "plot": {"kind": "phase", "metric": "grad_h_ratio_log10", "x": "model.init_scale", "x_as": "sigma_w2",
+                 "y": "model.depth", "overlay": ["6 xi_c", "1 xi_q"], "trainable": -0.5},
+    }))  # fmt: skip
+    out = subprocess.run([sys.executable, "-m", "harness.figure_cli", str(config), "--launcher", "basic"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    frame = pd.read_csv(tmp_path / "figures" / "band" / "band.csv")
+    counts = frame["source"].value_counts().to_dict()
+    assert counts == {"measured": 4, "6 xi_c": 80, "1 xi_q": 80, "trainable depth": 2}
+    curve = frame[frame["source"] == "6 xi_c"]
+    assert np.all(np.diff(curve["sigma_w2"]) > 0)  # one curve, left to right
+    at_one = curve.iloc[0]
+    assert at_one["sigma_w2"] == pytest.approx(1.0) and at_one["mean"] == pytest.approx(
+        6 * correlation.xi_c("tanh", 1.0, 0.05), rel=1e-6
+    )
+    measured = frame[frame["source"] == "measured"]
+    assert set(measured["critical_x"].round(3)) == {1.761}  # the critical line in sigma_w^2
