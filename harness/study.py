@@ -177,8 +177,8 @@ def _jacobian(cfg: StudyConfig, net: Network, data: Dataset) -> tuple[dict, dict
     summary = {
         "jacobian_sv2_mean": float(eig.mean()),
         "jacobian_sv2_rel_var": float(eig.var() / eig.mean() ** 2),
-        # squared singular values below eps x the largest are rounding, not spectrum: the spread of such a
-        # Jacobian is a lower bound (its small end is lost)
+        # squared singular values below eps x the largest are rounding, not spectrum (an SVD resolves no
+        # further): the small end of such a spectrum is not measured
         "jacobian_sv2_underflow": float(np.count_nonzero(eig[: sv.size] < tiny)),
     }
     return summary, {"jacobian_sv": sv, "jacobian_width": np.array(jac.shape[0])}

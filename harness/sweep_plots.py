@@ -163,10 +163,9 @@ def phase_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
             ax.plot(xc[j], yc[i], marker="x", color="k", ms=9, mew=2, ls="none")
         ax.set_xscale("log" if logx else "linear")
         ax.set_yscale("log" if logy else "linear")
-        if xnum is None:
-            ax.set_xticks(xc, [str(v) for v in xs])
-        if ynum is None:
-            ax.set_yticks(yc, [str(v) for v in ys])
+        ax.minorticks_off()  # one tick per cell, labelled with its value
+        ax.set_xticks(xc, [f"{v:.3g}" for v in xc] if xnum is not None else [str(v) for v in xs])
+        ax.set_yticks(yc, [f"{v:.3g}" for v in yc] if ynum is not None else [str(v) for v in ys])
         _theory_overlays(ax, _subset(frame, col, cval), plot, xf, x_as, (xc, yc))
         ax.set_xlabel(AXIS_LABELS.get(x_as, x_as) if x_as else xf.split(".")[-1])
     axes[0].set_ylabel(yf.split(".")[-1])

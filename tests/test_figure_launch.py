@@ -65,10 +65,10 @@ def test_unknown_launcher_is_one_line():
 
 FIGURE = """
 study: fig_signal
-base: {model.width: 16, data.input_dim: 16, init.repeats: 1500, init.batch_size: 8, gradcheck: "off",
+base: {model.width: 16, data.input_dim: 16, init.repeats: 500, init.batch_size: 8, gradcheck: "off",
        tracking.figures: false, model.depth: 30}
 sweep:
-  model.init_scale: [0.5, 0.8, 1.0, 1.2, 1.5, 2.0]
+  model.init_scale: [0.5, 1.0, 1.5, 2.0]
 plot: {kind: lines, metric: grad_h_slope, x: model.init_scale}
 """
 
@@ -108,8 +108,8 @@ def test_a_signal_stops_the_figure_records_its_runs_and_the_rerun_finishes(tmp_p
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
-    deadline = time.time() + 120  # the first job's verdict line: "[1/6] ...: ..."
-    while time.time() < deadline and not any(line.startswith("[1/6]") for line in lines):
+    deadline = time.time() + 120  # the first job's verdict line: "[1/4] ...: ..."
+    while time.time() < deadline and not any(line.startswith("[1/4]") for line in lines):
         time.sleep(0.2)
     family = [proc.pid, *_descendants(proc.pid)]
     assert len(family) >= 3  # harness-figure, its harness -m, joblib's workers
@@ -124,13 +124,14 @@ def test_a_signal_stops_the_figure_records_its_runs_and_the_rerun_finishes(tmp_p
     runs = _runs(tmp_path)
     statuses = sorted(r.info.status for r in runs if r.data.tags.get("harness.kind") != "sweep")
     parent = [r for r in runs if r.data.tags.get("harness.kind") == "sweep"]
-    assert "FINISHED" in statuses and "RUNNING" not in statuses and len(statuses) < 6
+    # stopped part-way; a job the signal caught is KILLED with what it measured, never left RUNNING
+    assert 1 <= statuses.count("FINISHED") < 4 and set(statuses) <= {"FINISHED", "KILLED"}
     assert len(parent) == 1 and parent[0].info.status == "KILLED"
     finished = {r.info.run_id for r in runs if r.info.status == "FINISHED"}
     again = subprocess.run([sys.executable, "-m", "harness.figure_cli", str(config)], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stderr
     # only the jobs without a FINISHED run ran again; every run measured before the signal is kept
-    assert f"ran {6 - len(finished)} job(s), reused {len(finished)} run(s)" in again.stderr
+    assert f"ran {4 - len(finished)} job(s), reused {len(finished)} run(s)" in again.stderr
     kept = {r.info.run_id for r in _runs(tmp_path) if r.info.status == "FINISHED"}
     assert finished <= kept

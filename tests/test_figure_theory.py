@@ -33,8 +33,9 @@ def test_trainable_depth_is_the_deepest_depth_over_the_threshold():
 
 
 def test_phase_figure_numeric_axes_sequential_colours_and_overlays():
-    overlay = [{"model.init_scale": repr(float(x)), "source": "6 xi_c", "mean": 6 * correlation.xi_c("tanh", x * x, 0.05),
-                "sigma_w2": x * x} for x in np.linspace(1.0, 2.0, 9)]  # fmt: skip
+    xi = lambda x: correlation.xi_c("tanh", x * x, 0.05)  # noqa: E731
+    overlay = [{"model.init_scale": repr(float(x)), "source": "6 xi_c", "mean": 6 * xi(x), "sigma_w2": x * x}
+               for x in np.linspace(1.0, 2.0, 9)]  # fmt: skip
     trainable = [{"model.init_scale": "1.0", "source": "trainable depth", "mean": 20.0, "sigma_w2": 1.0}]
     frame = _frame([(s, d, 0.5) for s in ("1.0", "2.0") for d in ("10", "20", "100")], overlay + trainable)
     frame.loc[0, "mean"] = 0.1
@@ -123,9 +124,9 @@ def test_a_phase_figure_end_to_end_with_overlays_and_trainable_depth(tmp_path):
     config = tmp_path / "band.yaml"
     config.write_text(yaml.safe_dump({
         "study": "fig_band",
-        "base": {"model.width": 16, "data.input_dim": 16, "model.activation": "tanh", "model.init": "lecun_normal",
-                 "model.bias_std": 0.2236068, "init.repeats": 2, "init.batch_size": 8, "gradcheck": "off",
-                 "tracking.figures": False},
+        "base": {"model.width": 16, "data.input_dim": 16, "model.activation": "tanh",
+                 "model.init": "lecun_normal", "model.bias_std": 0.2236068, "init.repeats": 2,
+                 "init.batch_size": 8, "gradcheck": "off", "tracking.figures": False},
         "sweep": {"model.init_scale": [1.0, 2.0], "model.depth": [3, 6]},
         "plot": {"kind": "phase", "metric": "grad_h_ratio_log10", "x": "model.init_scale", "x_as": "sigma_w2",
                  "y": "model.depth", "overlay": ["6 xi_c", "1 xi_q"], "trainable": -0.5},

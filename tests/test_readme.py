@@ -36,3 +36,12 @@ def test_readme_gallery_names_shipped_figures():
     named = set(re.findall(r"`harness-figure ([a-z_]+)`", README.read_text()))
     assert named and named <= set(shipped())
     assert set(shipped()) <= named  # every shipped figure has its rebuild line
+
+
+def test_readme_gallery_shows_every_shipped_figure():
+    from harness.figure_cli import shipped
+
+    pictures = set(re.findall(r'<img src="docs/figures/([a-z_]+)\.png"', README.read_text()))
+    assert pictures == set(shipped())
+    for name in pictures:  # committed, and a real PNG
+        assert (README.parent / "docs" / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
