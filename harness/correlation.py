@@ -42,24 +42,31 @@ def _panels(lo: np.ndarray, hi: np.ndarray, count: int) -> tuple[np.ndarray, np.
     return nodes, weights * np.exp(-0.5 * nodes * nodes) / math.sqrt(2 * math.pi)
 
 
-@lru_cache(maxsize=256)
+def _per_side(q: float) -> int:
+    return max(20, int(math.ceil(_Z_MAX * 2.0 * max(1.0, math.sqrt(q)))))
+
+
+@lru_cache(maxsize=32)
+def _outer(q: float) -> tuple[np.ndarray, np.ndarray]:
+    """The z_1 rule (panels meeting at 0), cached per q; the z_2 rule depends on c and is not."""
+    half, zero = np.array([_Z_MAX]), np.zeros(1)
+    z_neg, w_neg = _panels(-half, zero, _per_side(q))
+    z_pos, w_pos = _panels(zero, half, _per_side(q))
+    return np.concatenate([z_neg[0], z_pos[0]]), np.concatenate([w_neg[0], w_pos[0]])
+
+
 def _pair(q: float, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """u_1 (n, 1), u_2 (n, m) and the weights (n, m) of the two-dimensional rule: the outer variable's
     panels meet at z_1 = 0, the inner one's, for each z_1, where u_2 = 0 (the kinks of relu-like
     activations fall on panel edges, where Gauss-Legendre needs no smoothness)."""
-    per_side = max(20, int(math.ceil(_Z_MAX * 2.0 * max(1.0, math.sqrt(q)))))
-    half = np.array([_Z_MAX])
-    z_neg, w_neg = _panels(-half, np.zeros(1), per_side)
-    z_pos, w_pos = _panels(np.zeros(1), half, per_side)
-    z1, w1 = np.concatenate([z_neg[0], z_pos[0]]), np.concatenate([w_neg[0], w_pos[0]])
+    z1, w1 = _outer(q)
     s = math.sqrt(max(0.0, 1.0 - c * c))
     kink = np.clip(-c * z1 / s, -_Z_MAX, _Z_MAX) if s > 0 else np.zeros_like(z1)
-    left, wl = _panels(np.full_like(z1, -_Z_MAX), kink, per_side)
-    right, wr = _panels(kink, np.full_like(z1, _Z_MAX), per_side)
+    left, wl = _panels(np.full_like(z1, -_Z_MAX), kink, _per_side(q))
+    right, wr = _panels(kink, np.full_like(z1, _Z_MAX), _per_side(q))
     z2, w2 = np.concatenate([left, right], 1), np.concatenate([wl, wr], 1)
     r = math.sqrt(q)
-    u1 = r * z1[:, None]
-    return u1, r * (c * z1[:, None] + s * z2), w1[:, None] * w2
+    return r * z1[:, None], r * (c * z1[:, None] + s * z2), w1[:, None] * w2
 
 
 def pair_moment(activation: str, q: float, c: float) -> float:
@@ -100,11 +107,11 @@ def c_star(activation: str, sw2: float, sb2: float) -> float:
     (bisection of c' - c on [-1, 1 - delta]; NaN where q* is 0 or infinite)."""
     q = theory.fixed_point(activation, sw2, sb2)
     if theory.chi1(activation, sw2, sb2) <= 1.0 or activation in theory.LINEAR_IN_Q:
-        return 1.0  # relu's map at q* in {0, inf} is its kernel's, c* = 1 with slope chi_1
+        return 1.0  # relu's map at q* in {0, inf} is its kernel's: c* = 1
     if not (0 < q < math.inf):
         return float("nan")
     gap = lambda c: correlation_map(activation, sw2, sb2, c) - c  # noqa: E731
-    hi = 1.0 - 1e-3
+    hi = 1.0 - 1e-3  # resolves 1 - c* down to ~1e-7 (xi_c up to ~1e7 layers) next to the critical line
     while gap(hi) >= 0:  # just below 1 the map falls under the diagonal (its slope there is chi_1 > 1)
         hi = 1.0 - (1.0 - hi) / 10
         if 1.0 - hi < 1e-12:
@@ -124,6 +131,8 @@ def chi_c(activation: str, sw2: float, sb2: float) -> float:
     if not math.isfinite(c):
         return float("nan")
     if c == 1.0:
+        if activation in theory.LINEAR_IN_Q:  # q* grows without bound: the normalised kernel map, slope 1
+            return min(theory.chi1(activation, sw2, sb2), 1.0)
         return theory.chi1(activation, sw2, sb2)
     return sw2 * pair_slope_moment(activation, theory.fixed_point(activation, sw2, sb2), c)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness import processes
+from harness import figure_launch, processes
 from harness.app import CONF_DIR, _check_key, _compose_and_parse
 from harness.config import ConfigError, flatten
 from harness.figures import (
@@ -109,7 +109,7 @@ def build(
     name: str, uri: str | None = None, out: str | Path = "figures", cwd: Path | None = None,
     launcher: str = "joblib",
 ) -> Built:  # fmt: skip
-    from harness import figure_launch, tracking
+    from harness import tracking
     from harness.runner import git_commit, versions
     from harness.sweep_plots import PLOTTERS
 
@@ -130,14 +130,14 @@ def build(
         if failed:
             raise JobsFailed(
                 f"{len(failed)} job(s) did not finish ({', '.join(_job_name(j) for j in failed[:3])}"
-                f"{', ...' if len(failed) > 3 else ''}); their runs in experiment {spec.study!r} say why; "
-                "run the same command again to retry them"
+                f"{', ...' if len(failed) > 3 else ''}); the sweep's output above and their runs in "
+                f"experiment {spec.study!r} say why; run the same command again to retry them"
             )
     client = tracking.client(uri)
     data = {}
     for run_id in dict.fromkeys(job.run_id for job in jobs):
         arrays = tracking.load_arrays(uri, run_id) if spec.plot["kind"] in ("profile", "heatmap") else {}
-        data[run_id] = {"arrays": arrays, "metrics": client.get_run(run_id).data.metrics}
+        data[run_id] = {"arrays": arrays, "metrics": tracking.metrics_of(client.get_run(run_id))}
     frame = table(spec, jobs, data)
     figure = PLOTTERS[spec.plot["kind"]](frame, spec.plot, spec.style, spec.title)
     folder = Path(out) / name
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, StoreError) as err:  # bad input, or a store that cannot be used
         print(f"harness-figure: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except JobsFailed as err:
+    except (JobsFailed, figure_launch.LaunchFailed) as err:
         print(f"harness-figure: error: {err}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as stop:

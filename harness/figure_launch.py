@@ -12,6 +12,7 @@ it, and the same command continues with the jobs still missing.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,10 @@ from harness.config import ConfigError
 
 STOP_WAIT_SECONDS = 120.0  # a sweep stopped by a signal records its runs; after this it is killed
 LAUNCHERS_DIR = Path(__file__).resolve().parent.parent / "conf" / "launcher"
+
+
+class LaunchFailed(RuntimeError):
+    """A figure's sweep ended without running its jobs (a crash, a kill): its output says why."""
 
 
 def launchers() -> list[str]:
@@ -80,17 +85,19 @@ def run(spec: Any, missing: list, launcher: str, uri: str, cwd: Path) -> None:
             f"harness-figure: sweep {i}/{len(parts)}{label}: {size} job(s), launcher={launcher}",
             file=sys.stderr,
         )
-        proc = subprocess.Popen(command(spec, block, launcher), cwd=cwd, env=env)
+        with processes.deferred():  # a signal here waits until the sweep exists, then reaches it
+            proc = subprocess.Popen(command(spec, block, launcher), cwd=cwd, env=env)
         try:
             code = proc.wait()
-        except processes.Interrupted as stop:  # further signals are ignored while the sweep records
+        except KeyboardInterrupt as stop:  # further signals are ignored while the sweep records
             if proc.poll() is None:
-                proc.send_signal(stop.signum)
+                proc.send_signal(getattr(stop, "signum", signal.SIGINT))
             try:
                 proc.wait(timeout=STOP_WAIT_SECONDS)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
             raise
-        if code not in (0, 1):  # 1: some job failed; the figure says which below
-            raise ConfigError(f"harness -m exited {code} for sweep {i}; its output is above") from None
+        if code not in (0, 1):  # 1: some job failed, and the figure names them; else the sweep itself
+            how = f"was killed by signal {-code}" if code < 0 else f"exited {code}"
+            raise LaunchFailed(f"harness -m {how} in sweep {i} of {len(parts)}; its output is above")

@@ -159,19 +159,17 @@ def overlay_rows(spec: Any, jobs: list, points: int = 80) -> list[dict]:
     return rows
 
 
-def trainable_rows(frame: Any, plot: dict) -> list[dict]:
-    """Per (col, x): the deepest y (depth) whose mean clears ``plot.trainable``, NaN if none does."""
-    xf, yf, col, threshold = plot["x"], plot["y"], plot.get("col"), float(plot["trainable"])
+def trainable_rows(frame: Any, plot: dict, factors: list[str]) -> list[dict]:
+    """Per x (and every other factor but the depth y): the deepest depth whose mean reaches
+    ``plot.trainable``, NaN if none does."""
+    yf, threshold, x_as = plot["y"], float(plot["trainable"]), plot.get("x_as")
     measured = frame[frame["source"] == "measured"]
+    keys = [k for k in factors if k != yf]
     rows = []
-    keys = [k for k in (col, xf) if k is not None]
     for key, part in measured.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         ok = part[part["mean"] >= threshold]
         depth = max((float(v) for v in ok[yf]), default=math.nan)
         row = dict(zip(keys, key, strict=True)) | {"source": "trainable depth", "mean": depth}
-        x_as = plot.get("x_as")
-        if x_as:
-            row[x_as] = float(part[x_as].iloc[0])
-        rows.append(row)
+        rows.append(row | ({x_as: float(part[x_as].iloc[0])} if x_as else {}))
     return rows

@@ -179,7 +179,8 @@ def _check_theory_options(plot: dict, kind: str, metric: str) -> None:
             raise ConfigError(f"plot.{key}: drawn on a phase diagram with y model.depth (kind=phase)")
     if plot.get("overlay") is not None:
         ft.parse_overlay(plot["overlay"])
-    if plot.get("trainable") is not None and not isinstance(plot["trainable"], int | float):
+    trainable = plot.get("trainable")
+    if trainable is not None and (isinstance(trainable, bool) or not isinstance(trainable, int | float)):
         raise ConfigError(
             f"plot.trainable: got {plot['trainable']!r}; allowed: a number (the metric's threshold)"
         )
@@ -213,6 +214,21 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
                 f"plot.metric: no run of this figure records {metric!r} for kind={kind}: it needs "
                 f"mode={mode} in every job (base: mode: {mode}), got mode {', '.join(sorted(modes))}"
             )
+    theory = metric.startswith("theory_") or metric == "rate_diff" or spec.plot.get("theory")
+    for job in jobs:
+        m = job.config.model
+        if theory and (m.norm != "none" or (m.skip and metric in PHASE_THEORY)):
+            raise ConfigError(f"plot.metric: {metric!r} has no theory for model.norm={m.norm}, "
+                              f"model.skip={m.skip}; allowed: model.norm none (and model.skip false for "
+                              f"{', '.join(PHASE_THEORY)})")  # fmt: skip
+        if theory and metric not in PHASE_THEORY and job.config.data.name != "gaussian":
+            raise ConfigError(f"plot.metric: the prediction for {metric!r} is made for data=gaussian; got "
+                              f"data={job.config.data.name}")  # fmt: skip
+        too_wide = max(m.width, job.config.data.input_dim) > job.config.init.jacobian_max_width
+        if metric.startswith(("jacobian_", "theory_jacobian_")) and too_wide:
+            raise ConfigError(f"plot.metric: {metric!r} needs init.jacobian_max_width >= "
+                              f"{max(m.width, job.config.data.input_dim)} (model.width, data.input_dim); got "
+                              f"{job.config.init.jacobian_max_width}")  # fmt: skip
 
 
 def attach_hashes(jobs: list[Job]) -> None:
@@ -279,7 +295,7 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
     if kind == "phase" and spec.plot.get("overlay"):
         rows += ft.overlay_rows(spec, jobs)
     if kind == "phase" and spec.plot.get("trainable") is not None:
-        rows += ft.trainable_rows(pd.DataFrame(rows), spec.plot)
+        rows += ft.trainable_rows(pd.DataFrame(rows), spec.plot, spec.factors)
     frame = pd.DataFrame(rows)
     if frame["n_seeds"].sum() == 0:
         raise ConfigError(f"plot.metric: no run of figure {spec.name} has a finite value of {metric!r}")

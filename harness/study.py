@@ -18,7 +18,7 @@ rows the differences resolve), ``gradcheck_unresolved`` (rows below the rounding
 ``final_loss``, ``final_accuracy`` (test set), ``final_train_accuracy`` (the whole training set
 after the last step) (train mode); ``grad_h_logvar``: the variance over draws and samples of
 log(||dL/dh_1||^2 / ||dL/dh_D||^2), one sample's finite-width spread (init mode);
-``jacobian_sv2_underflow``: squared singular values below eps x the largest (rounding, not spectrum);
+``jacobian_sv2_underflow``: singular values below n eps x the largest (rounding, not spectrum);
 ``theory_*``: the mean-field numbers beside them (``phase_theory`` in every mode, the rest in init
 mode on Gaussian data); ``diverged`` (0/1), ``diverged_step``, ``diverged_layer``.
 """
@@ -173,12 +173,12 @@ def _jacobian(cfg: StudyConfig, net: Network, data: Dataset) -> tuple[dict, dict
     sv = np.linalg.svd(jac, compute_uv=False)
     eig = np.zeros(jac.shape[0])
     eig[: sv.size] = sv**2  # the eigenvalues of J J^T (zeros where input_dim < width)
-    tiny = np.finfo(jac.dtype).eps * float(eig.max()) if eig.size else 0.0
+    # an SVD resolves singular values to ~n eps sigma_max (LAPACK's bound): below that, rounding
+    tiny = (max(jac.shape) * np.finfo(jac.dtype).eps * float(sv.max())) ** 2 if sv.size else 0.0
     summary = {
         "jacobian_sv2_mean": float(eig.mean()),
         "jacobian_sv2_rel_var": float(eig.var() / eig.mean() ** 2),
-        # squared singular values below eps x the largest are rounding, not spectrum (an SVD resolves no
-        # further): the small end of such a spectrum is not measured
+        # squared singular values below that are rounding, not spectrum: the small end is not measured
         "jacobian_sv2_underflow": float(np.count_nonzero(eig[: sv.size] < tiny)),
     }
     return summary, {"jacobian_sv": sv, "jacobian_width": np.array(jac.shape[0])}

@@ -34,7 +34,7 @@ def rows_of(runs: list, swept: list[str]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,
                                "job": r.data.tags.get("harness.job_num", "")}  # fmt: skip
         row |= {k: r.data.params.get(param_key(k), "") for k in swept}
-        summaries = {k: v for k, v in r.data.metrics.items() if "/" not in k}
+        summaries = {k: v for k, v in tracking.metrics_of(r).items() if "/" not in k}
         row |= {k: summaries[k] for k in KEY_METRICS if k in summaries}
         row |= dict(sorted(summaries.items()))
         rows.append(row)

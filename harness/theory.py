@@ -9,7 +9,8 @@ sigma_b^2 (Poole et al. 2016; Schoenholz et al. 2017):
 
 with z ~ N(0, 1). At the fixed point q* of the first map, chi_1 = chi(q*) decides the phase: ordered
 (chi_1 < 1, gradients vanish towards the input), critical (chi_1 = 1), chaotic (chi_1 > 1, they
-explode); xi = -1 / log(chi_1) is the depth scale over which E||dL/dh||^2 changes by e.
+explode); 1 / |log chi_1| is the depth scale over which E||dL/dh||^2 changes by e (the correlation
+depth scale xi_c that bounds trainability is ``harness.correlation``'s).
 
 Residual blocks h_l = h_{l-1} + alpha F(h_{l-1}) (identity shortcut, F one or two plain layers) keep a
 stream of second moment p_l = p_{l-1} + alpha^2 E[phi(sqrt(q_l) z)^2] and multiply the squared gradient

@@ -18,10 +18,12 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import posixpath
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -538,6 +540,13 @@ def run_with_tags(uri: str, experiment_id: str, tags: dict[str, str]):  # noqa: 
         order_by=["attributes.start_time ASC"],
     )  # fmt: skip
     return runs[0] if runs else None
+
+
+def metrics_of(run: Any) -> dict[str, float]:
+    """A run's latest metrics, with the +-1.797e308 that MLflow's SQL stores keep for +-inf read back as
+    +-inf (a depth scale on the critical line is infinite, not the largest float)."""
+    big = sys.float_info.max
+    return {k: math.copysign(math.inf, v) if abs(v) >= big else v for k, v in run.data.metrics.items()}
 
 
 def load_arrays(uri: str, run_id: str, path: str = "arrays/stats.npz") -> dict[str, np.ndarray]:

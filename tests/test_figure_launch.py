@@ -111,6 +111,7 @@ def test_a_signal_stops_the_figure_records_its_runs_and_the_rerun_finishes(tmp_p
     deadline = time.time() + 120  # the first job's verdict line: "[1/4] ...: ..."
     while time.time() < deadline and not any(line.startswith("[1/4]") for line in lines):
         time.sleep(0.2)
+    assert any(line.startswith("[1/4]") for line in lines), "".join(lines)  # a job finished, others run
     family = [proc.pid, *_descendants(proc.pid)]
     assert len(family) >= 3  # harness-figure, its harness -m, joblib's workers
     proc.send_signal(signum)

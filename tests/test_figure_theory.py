@@ -26,7 +26,8 @@ def test_trainable_depth_is_the_deepest_depth_over_the_threshold():
     frame = _frame([("1.0", "10", 0.9), ("1.0", "20", 0.7), ("1.0", "40", 0.2),
                     ("2.0", "10", 0.95), ("2.0", "20", 0.3), ("2.0", "40", 0.6),  # deepest, not first gap
                     ("3.0", "10", 0.1), ("3.0", "20", 0.1), ("3.0", "40", 0.1)])  # fmt: skip
-    rows = figure_theory.trainable_rows(frame, PHASE | {"trainable": 0.5, "x_as": "sigma_w2"})
+    plot = PHASE | {"trainable": 0.5, "x_as": "sigma_w2"}
+    rows = figure_theory.trainable_rows(frame, plot, ["model.init_scale", "model.depth"])
     got = {r["model.init_scale"]: r["mean"] for r in rows}
     assert got["1.0"] == 20.0 and got["2.0"] == 40.0 and math.isnan(got["3.0"])
     assert [r["sigma_w2"] for r in rows] == [1.0, 4.0, 9.0]
@@ -87,6 +88,7 @@ def test_theory_curve_over_an_integer_factor_uses_whole_numbers(tmp_path, monkey
             "^plot.trainable: drawn on a phase diagram with y model.depth",
         ),
         (PHASE | {"trainable": "half"}, "^plot.trainable: got 'half'; allowed: a number"),
+        (PHASE | {"trainable": True}, "^plot.trainable: got True; allowed: a number"),
         (
             {"kind": "lines", "metric": "theory_xi_c", "x": "model.depth", "theory": True},
             "^plot.theory: a theory",
