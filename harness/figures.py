@@ -214,6 +214,13 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
                 f"plot.metric: no run of this figure records {metric!r} for kind={kind}: it needs "
                 f"mode={mode} in every job (base: mode: {mode}), got mode {', '.join(sorted(modes))}"
             )
+    x_as = spec.plot.get("x_as")
+    for job in jobs if x_as else []:
+        if not math.isfinite(ft.derived(job.config, x_as)):
+            raise ConfigError(
+                f"plot.x_as: {x_as} is not finite for the job {' '.join(job.overrides)} (q* grows "
+                "without bound there); allowed: sigma_w2, or leave it out"
+            )
     theory = metric.startswith("theory_") or metric == "rate_diff" or spec.plot.get("theory")
     for job in jobs:
         m = job.config.model

@@ -147,3 +147,20 @@ def test_a_phase_figure_end_to_end_with_overlays_and_trainable_depth(tmp_path):
     )
     measured = frame[frame["source"] == "measured"]
     assert set(measured["critical_x"].round(3)) == {1.761}  # the critical line in sigma_w^2
+
+
+def test_a_derived_axis_that_is_not_finite_is_refused_before_running(tmp_path, monkeypatch):
+    from harness.figure_cli import prepare_jobs
+
+    # leaky_relu at sigma_w^2 = 4: q* grows without bound, so chi_1 has no value there
+    path = tmp_path / "f.yaml"
+    path.write_text("base: {model.activation: leaky_relu, model.init: lecun_normal}\n"
+                    "sweep: {model.init_scale: [1.0, 2.0], model.depth: [2]}\n"
+                    "plot: {kind: lines, metric: grad_h_slope, x: model.init_scale,"
+                    " x_as: chi1}\n")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        ConfigError, match="^plot.x_as: chi1 is not finite for the job .*model.init_scale=2.0"
+    ):
+        prepare_jobs(str(path))
+    assert not (tmp_path / "mlruns").exists()
