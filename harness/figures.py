@@ -157,6 +157,13 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
     for role in {"phase": ["x", "y"], "lines": ["x"]}.get(kind, []):
         if plot.get(role) is None:
             raise ConfigError(f"plot.{role}: kind={kind} needs a factor; allowed: {', '.join(spec.factors)}")
+    for role in ("x", "y") if kind == "phase" else ():
+        factor = plot[role]
+        logged = style.get(f"log{role}") and not (role == "x" and plot.get("x_as"))
+        values = spec.sweep.get(factor, [1])
+        if logged and any(not isinstance(v, int | float) or v <= 0 for v in values):
+            raise ConfigError(f"style.log{role}: {factor} has values <= 0 or not numbers; allowed: "
+                              f"false, or positive numbers in sweep.{factor}")  # fmt: skip
     return spec
 
 

@@ -70,6 +70,17 @@ def test_theory_curve_over_an_integer_factor_uses_whole_numbers(tmp_path, monkey
     assert first["mean"] == pytest.approx(39 * (figure_theory.theory.trigamma(32) + 3 / 64), rel=1e-9)
 
 
+def test_a_log_axis_needs_positive_values():
+    values = {
+        "plot": PHASE,
+        "sweep": {"model.init_scale": [0.0, 1.0], "model.depth": [2]},
+        "style": {"logx": True},
+    }
+    with pytest.raises(ConfigError, match="^style.logx: model.init_scale has values <= 0"):
+        parse_figure("f", values)
+    parse_figure("f", values | {"style": {"logy": True}})  # depths are positive
+
+
 @pytest.mark.parametrize(
     ("plot", "message"),
     [
