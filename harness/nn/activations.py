@@ -104,29 +104,73 @@ def _silu_df(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return d
 
 
+# Named module-level functions, not lambdas: a network (and everything holding an activation) pickles,
+# which joblib, Ray and a notebook user's copy.deepcopy / pickle need.
+def _identity(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+def _ones(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.ones_like(x)
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+def _relu_df(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _step(x)
+
+
+def _leaky_relu(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, x, LEAKY_SLOPE * x)
+
+
+def _leaky_relu_df(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, 1.0, LEAKY_SLOPE).astype(x.dtype)
+
+
+def _elu1(x: np.ndarray) -> np.ndarray:
+    return _elu(x, 1.0)
+
+
+def _elu1_df(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, 1.0, y + 1.0)
+
+
+def _selu(x: np.ndarray) -> np.ndarray:
+    return SELU_SCALE * _elu(x, SELU_ALPHA)
+
+
+def _selu_df(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA).astype(x.dtype)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+def _softplus_df(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _sigmoid(x)
+
+
+def _silu(x: np.ndarray) -> np.ndarray:
+    return x * _sigmoid(x)
+
+
 ACTIVATIONS: dict[str, ActivationFn] = {
     fn.name: fn
     for fn in (
-        ActivationFn("identity", lambda x: x, lambda x, y: np.ones_like(x)),
-        ActivationFn("relu", lambda x: np.maximum(x, 0.0), lambda x, y: _step(x), kinks=(0.0,)),
-        ActivationFn(
-            "leaky_relu",
-            lambda x: np.where(x > 0, x, LEAKY_SLOPE * x),
-            lambda x, y: np.where(x > 0, 1.0, LEAKY_SLOPE).astype(x.dtype),
-            kinks=(0.0,),
-        ),
+        ActivationFn("identity", _identity, _ones),
+        ActivationFn("relu", _relu, _relu_df, kinks=(0.0,)),
+        ActivationFn("leaky_relu", _leaky_relu, _leaky_relu_df, kinks=(0.0,)),
         # elu (alpha = 1) is C1 but not C2 at 0: still a kink for a central difference.
-        ActivationFn("elu", lambda x: _elu(x, 1.0), lambda x, y: np.where(x > 0, 1.0, y + 1.0), kinks=(0.0,)),
-        ActivationFn(
-            "selu",
-            lambda x: SELU_SCALE * _elu(x, SELU_ALPHA),
-            lambda x, y: np.where(x > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA).astype(x.dtype),
-            kinks=(0.0,),
-        ),
+        ActivationFn("elu", _elu1, _elu1_df, kinks=(0.0,)),
+        ActivationFn("selu", _selu, _selu_df, kinks=(0.0,)),
         # gelu in its tanh form (Hendrycks & Gimpel; PyTorch's approximate="tanh"): exact in NumPy.
         ActivationFn("gelu", _gelu, _gelu_df),
-        ActivationFn("softplus", lambda x: np.logaddexp(0.0, x), lambda x, y: _sigmoid(x)),
-        ActivationFn("silu", lambda x: x * _sigmoid(x), _silu_df),
+        ActivationFn("softplus", _softplus, _softplus_df),
+        ActivationFn("silu", _silu, _silu_df),
         ActivationFn("sigmoid", _sigmoid, _sigmoid_df),
         ActivationFn("tanh", np.tanh, _tanh_df),
     )

@@ -1,12 +1,14 @@
 """Whole networks: what the spec builds, bad specs, gradient checks at every depth, closed forms."""
 
 import math
+import pickle
 
 import numpy as np
 import pytest
 
 from harness.gradcheck import check_network
 from harness.nn import (
+    ACTIVATIONS,
     Activation,
     Linear,
     LinearProbe,
@@ -292,3 +294,18 @@ def test_a_deep_copy_keeps_its_own_flat_buffers():
     assert np.vdot(twin.flat_grads, twin.flat_grads) > 0 and not np.any(net.flat_grads)
     twin.flat_params += 1.0
     assert not np.array_equal(twin.forward(x), net.forward(x))
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_every_activation_and_network_survives_a_pickle_round_trip(name):
+    """joblib, Ray and a notebook's copy/pickle need it: activations are named functions, not lambdas
+    (before, pickling a relu network raised PicklingError)."""
+    fn = pickle.loads(pickle.dumps(ACTIVATIONS[name]))
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    assert np.array_equal(fn.f(x), ACTIVATIONS[name].f(x))
+    assert np.array_equal(fn.df(x, fn.f(x)), ACTIVATIONS[name].df(x, ACTIVATIONS[name].f(x)))
+    net = build_network(NetworkSpec(input_dim=4, width=5, depth=3, output_dim=2, activation=name, seed=1))
+    twin = pickle.loads(pickle.dumps(net))
+    assert np.array_equal(twin.forward(x), net.forward(x))
+    g = np.ones((3, 2))
+    assert np.array_equal(twin.backward(g), net.backward(g))
