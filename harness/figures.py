@@ -16,7 +16,7 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,6 @@ class Job:
     config: StudyConfig | None = None
     config_hash: str = ""
     run_id: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _as_override_value(value: Any) -> str:

@@ -20,7 +20,7 @@ it redundant: its gradient is exactly zero). The seed's ``SimpleNet([n0, n1, ...
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -121,9 +121,6 @@ class NetworkSpec:
         if self.skip_scale == "1/sqrt(depth)":
             return 1.0 / math.sqrt(self.depth)
         return float(self.skip_scale)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Network(Sequential):
