@@ -11,6 +11,7 @@ it, and the same command continues with the jobs still missing.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -22,20 +23,17 @@ from harness import processes
 from harness.config import ConfigError
 
 STOP_WAIT_SECONDS = 120.0  # a sweep stopped by a signal records its runs; after this it is killed
-LAUNCHERS_DIR = Path(__file__).resolve().parent.parent / "conf" / "launcher"
 
 
 class LaunchFailed(RuntimeError):
     """A figure's sweep ended without running its jobs (a crash, a kill): its output says why."""
 
 
-def launchers() -> list[str]:
-    return sorted(p.stem for p in LAUNCHERS_DIR.glob("*.yaml"))
-
-
 def check_launcher(name: str) -> None:
-    if name not in launchers():
-        raise ConfigError(f"--launcher: got {name!r}; allowed: {', '.join(launchers())}")
+    from harness.app import group_options
+
+    if name not in group_options("launcher"):
+        raise ConfigError(f"--launcher: got {name!r}; allowed: {', '.join(group_options('launcher'))}")
 
 
 def blocks(spec: Any, missing: list) -> list[dict[str, list[str]]]:
@@ -77,9 +75,7 @@ def run(spec: Any, missing: list, launcher: str, uri: str, cwd: Path) -> None:
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
     parts = blocks(spec, missing)
     for i, block in enumerate(parts, 1):
-        size = 1
-        for k, v in block.items():
-            size *= len(v) if k != "case" else 1
+        size = math.prod(len(v) for k, v in block.items() if k != "case")
         label = f" ({block['case'][0]})" if block["case"][0] else ""
         print(
             f"harness-figure: sweep {i}/{len(parts)}{label}: {size} job(s), launcher={launcher}",

@@ -62,12 +62,11 @@ def theory_value(config: StudyConfig, metric: str) -> float:
     pred = prediction(config)
     if pred is None:
         return float("nan")
-    name = THEORY_OF[metric]
-    if name == "ratio":
+    from harness.study import prediction_metrics
+
+    if THEORY_OF[metric] == "ratio":
         return 0.5 * math.log10(pred.grad_h2[0] / pred.grad_h2[-1])
-    return {"theory_rate": pred.rate, "theory_jacobian_sv2_rel_var": pred.jacobian_rel_var,
-            "theory_jacobian_sv2_mean": pred.jacobian_mean,
-            "theory_grad_h_logvar": float(pred.grad_h_logvar[0])}[name]  # fmt: skip
+    return prediction_metrics(pred)[THEORY_OF[metric]]
 
 
 def critical_x(config: StudyConfig, x: str, x_as: str | None) -> float:
@@ -146,13 +145,13 @@ def overlay_rows(spec: Any, jobs: list, points: int = 80) -> list[dict]:
 
     xf, x_as = spec.plot["x"], spec.plot.get("x_as")
     grid = _grid([float(v) for v in spec.sweep[xf]], points, False)
-    rows = []
+    curves, rows = parse_overlay(spec.plot["overlay"]), []
     for job in _first_jobs(jobs, xf, spec.plot["y"]):
         factors = {k: v for k, v in job.factors.items() if k not in (xf, spec.plot["y"])}
         for x in grid:
             config = with_value(job.config, xf, float(x))
             scales = phase_theory(config)
-            for n, scale in parse_overlay(spec.plot["overlay"]):
+            for n, scale in curves:
                 row = factors | {xf: repr(float(x)), "source": f"{n:g} {scale}"}
                 row["mean"] = n * scales.get(f"theory_{scale}", math.nan)
                 rows.append(row | ({x_as: derived(config, x_as)} if x_as else {}))

@@ -142,6 +142,17 @@ def phase_theory(cfg: StudyConfig) -> dict[str, float]:
     return correlation.phase_summary(m.activation, sw2, m.bias_std**2)
 
 
+def prediction_metrics(pred: theory.Prediction) -> dict[str, float]:
+    """The summary metrics a prediction gives (``theory_*``), as runs log them and figures draw them."""
+    return {
+        "theory_log_chi1": pred.log_chi1,
+        "theory_rate": pred.rate,
+        "theory_jacobian_sv2_mean": pred.jacobian_mean,
+        "theory_jacobian_sv2_rel_var": pred.jacobian_rel_var,
+        "theory_grad_h_logvar": float(pred.grad_h_logvar[0]),
+    }
+
+
 def _theory_summary(
     cfg: StudyConfig, data: Dataset, out_dim: int, measured_rate: float, result: dict
 ) -> None:
@@ -150,14 +161,7 @@ def _theory_summary(
     pred = predict_for(cfg, data.input_dim, out_dim, cfg.init.batch_size, float(np.mean(data.x_train**2)))
     if pred is None:
         return
-    result["summary"] |= {
-        "theory_log_chi1": pred.log_chi1,
-        "theory_rate": pred.rate,
-        "rate_diff": measured_rate - pred.rate,
-        "theory_jacobian_sv2_mean": pred.jacobian_mean,
-        "theory_jacobian_sv2_rel_var": pred.jacobian_rel_var,
-        "theory_grad_h_logvar": float(pred.grad_h_logvar[0]),
-    }
+    result["summary"] |= prediction_metrics(pred) | {"rate_diff": measured_rate - pred.rate}
     result["profile"]["theory_grad_h"] = np.sqrt(pred.grad_h2)
     result["profile"]["theory_grad_h_logvar"] = pred.grad_h_logvar
 
