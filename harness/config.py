@@ -1,8 +1,10 @@
-"""The study's configuration as plain, validated objects.
+"""The study's configuration: the one schema of every key and its default, validated as plain objects.
 
-The Hydra app composes YAML from ``conf/`` and hands the resolved dict to ``parse_config``; library code
-only ever sees the dataclasses below. Every check names the key (``model.depth``) and what is allowed,
-in one line, so that a bad command fails before any work starts.
+The dataclasses below are the only place a default is written. ``harness.app`` registers them in
+Hydra's ConfigStore as the root of ``conf/config.yaml``; the YAML files list choices (a dataset, an
+optimiser) and named studies only. Hydra composes, ``parse_config`` validates the resolved dict, and
+library code only ever sees these objects. Every check names the key (``model.depth``) and what is
+allowed, in one line, so that a bad command fails before any work starts.
 """
 
 from __future__ import annotations
@@ -11,118 +13,125 @@ import dataclasses
 import hashlib
 import json
 import math
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from harness.nn.activations import ACTIVATIONS
 from harness.nn.init import INIT_ALIASES, INIT_SCHEMES
 from harness.nn.network import NetworkSpec
+from harness.schema import ConfigError, build, flatten, key, keys
+
+__all__ = ["ConfigError", "StudyConfig", "config_hash", "flatten", "key_table", "parse_config", "to_dict"]
 
 Activation = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 InitScheme = Literal[INIT_SCHEMES + tuple(INIT_ALIASES)]  # type: ignore[valid-type]
 DATASETS = ("gaussian", "teacher_student", "spirals", "blobs", "digits", "file")
 CLASSIFICATION = ("spirals", "blobs", "digits")
 NOT_HASHED = ("tracking", "study", "resume")  # where and how a run is recorded, not what it computes
-
-
-class ConfigError(ValueError):
-    """A bad configuration value: the message is one line naming the key and the allowed values."""
+MISSING_HINTS = {"tracking.uri": " (tracking=server: tracking.uri=http://HOST:PORT)"}
 
 
 @dataclass
 class ModelConfig:
-    depth: int = 10
-    width: int = 64
-    activation: Activation = "tanh"
-    init: InitScheme = "xavier_normal"
-    init_scale: float = 1.0
-    bias_std: float = 0.0
-    skip: bool = False
-    skip_scale: float | str = 1.0
-    block_layers: int = 1
-    norm: Literal["none", "layer", "batch"] = "none"
-    dtype: Literal["float32", "float64"] = "float64"
+    depth: int = key(20, "hidden layers (nonlinearities); the network has depth + 1 weight matrices")
+    width: int = key(128, "units per hidden layer")
+    activation: Activation = key("tanh", "phi, the nonlinearity of every hidden layer")
+    init: InitScheme = key("xavier_normal", "the weight init scheme")
+    init_scale: float = key(1.0, "multiplies every weight's standard deviation")
+    bias_std: float = key(0.0, "biases ~ N(0, bias_std^2)")
+    skip: bool = key(False, "residual blocks h + skip_scale * F(h)")
+    skip_scale: float | str = key(1.0, 'alpha in h + alpha F(h): a number > 0, or "1/sqrt(depth)"')
+    block_layers: int = key(1, "layers in each residual branch F (1 or 2)")
+    norm: Literal["none", "layer", "batch"] = key("none", "LayerNorm / BatchNorm before the activation")
+    dtype: Literal["float32", "float64"] = key("float64", "the network's floating-point type")
 
 
 @dataclass
 class DataConfig:
-    name: Literal[DATASETS] = "gaussian"  # type: ignore[valid-type]
-    input_dim: int = 64  # synthetic data: dimension of x
-    output_dim: int = 10  # gaussian/teacher_student: dimension of y (classes come from the data)
-    n_train: int = 1024
-    n_test: int = 512
-    noise: float = 0.1  # label noise (teacher_student) or spread (spirals, blobs)
-    classes: int = 3  # blobs
-    teacher_width: int = 32  # teacher_student: hidden width of the tanh teacher
-    path: str | None = None  # file: .npz with arrays x, y (and optionally x_test, y_test) or .csv
-    test_fraction: float = 0.2  # file/digits without a test split
+    name: Literal[DATASETS] = key("gaussian", "the dataset (the data group's option sets it)")  # type: ignore[valid-type]
+    input_dim: int = key(64, "synthetic data: the dimension of x (data=gaussian: 128)")
+    output_dim: int = key(10, "gaussian, teacher_student: the dimension of y (classes come from the data)")
+    n_train: int = key(1024, "training examples")
+    n_test: int = key(512, "test examples")
+    noise: float = key(0.1, "label noise (teacher_student) or spread (spirals, blobs)")
+    classes: int = key(3, "blobs: the number of classes (>= 2)")
+    teacher_width: int = key(32, "teacher_student: the hidden width of the tanh teacher")
+    path: str | None = key(None, "data=file: a .npz with arrays x, y (optionally x_test, y_test) or a .csv")
+    test_fraction: float = key(0.2, "file, digits without a test split: the held-out fraction, in (0, 1)")
 
 
 @dataclass
 class LossConfig:
-    name: Literal["probe", "mse", "cross_entropy"] = "probe"
+    name: Literal["probe", "mse", "cross_entropy"] = key(
+        "probe", "probe: L = sum(y * v), v ~ N(0, 1) per draw (init mode); mse; cross_entropy"
+    )
 
 
 @dataclass
 class OptimConfig:
-    name: Literal["sgd", "momentum", "adam"] = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    beta1: float = 0.9
-    beta2: float = 0.999
-    clip_norm: float | None = None
+    name: Literal["sgd", "momentum", "adam"] = key("sgd", "the optimiser (the optim group's option)")
+    lr: float = key(0.05, "learning rate (optim=momentum: 0.02, adam: 0.003)")
+    momentum: float = key(0.9, "momentum: the velocity's decay, in [0, 1)")
+    beta1: float = key(0.9, "adam: first-moment decay, in [0, 1)")
+    beta2: float = key(0.999, "adam: second-moment decay, in [0, 1)")
+    clip_norm: float | None = key(None, "clip the global gradient norm to this (null: no clipping)")
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 300
-    batch_size: int = 64
-    log_every: int = 10
+    steps: int = key(300, "mode=train: optimiser steps")
+    batch_size: int = key(64, "mode=train: minibatch size")
+    log_every: int = key(10, "statistics, loss and accuracy every k steps (and at the last step)")
 
 
 @dataclass
 class InitConfig:
-    repeats: int = 16  # independent (network seed, batch) draws, averaged in log space
-    batch_size: int = 64
-    jacobian_max_width: int = 256  # the input-output Jacobian's spectrum is computed up to this width
+    repeats: int = key(16, "mode=init: independent draws (network seed, batch, probe), averaged in log space")
+    batch_size: int = key(64, "mode=init: the batch of each draw")
+    jacobian_max_width: int = key(256, "the input-output Jacobian's spectrum up to this width (0: off)")
 
 
 @dataclass
 class GradcheckConfig:
-    mode: Literal["off", "directional", "entries"] = "directional"
-    directions: int = 2
-    entries: int = 3  # entries mode: sampled entries per tensor
-    batch_size: int = 8
-    threshold: float = 1e-7
+    mode: Literal["off", "directional", "entries"] = key(
+        "directional", "float64 gradient check on a copy of the network, at initialisation"
+    )
+    directions: int = key(2, "directional: random directions per check")
+    entries: int = key(3, "entries: sampled entries per tensor")
+    batch_size: int = key(8, "the check's batch")
+    threshold: float = key(1e-7, "the relative error a check must stay below")
 
 
 @dataclass
 class TrackingConfig:
-    uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite under ./mlruns
-    experiment: str | None = None  # null: the study name
-    max_layers: int = 16  # per-layer series are logged for at most this many layers
-    figures: bool = True
-    flush_seconds: float = 2.0  # streamed training series are written at most this often
-    heartbeat_seconds: float = 30.0  # a running run rewrites its harness.heartbeat tag this often
+    uri: str | None = key(None, "null: $MLFLOW_TRACKING_URI if set, else sqlite under ./mlruns")
+    experiment: str | None = key(None, "the MLflow experiment (null: the study name)")
+    max_layers: int = key(16, "per-layer series over training steps for at most this many layers")
+    figures: bool = key(True, "per-run figures as artifacts")
+    flush_seconds: float = key(2.0, "train-mode series are streamed to the store at most this often")
+    heartbeat_seconds: float = key(30.0, "a running run tags itself alive this often (3 missed: lost)")
 
 
 @dataclass
 class StudyConfig:
-    study: str = "default"
-    mode: Literal["init", "train"] = "init"
-    seed: int = 0
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    init: InitConfig = field(default_factory=InitConfig)
-    gradcheck: GradcheckConfig = field(default_factory=GradcheckConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    resume: bool | str = False  # true: continue the latest sweep (or run) with these overrides; or a run id
+    study: str = key("default", "the study: its MLflow experiment")
+    mode: Literal["init", "train"] = key(
+        "init", "init: gradient flow at initialisation; train: optimiser steps on data"
+    )
+    seed: int = key(0, "every random draw of the job (network, data, probe, minibatches)")
+    model: ModelConfig = key(factory=ModelConfig)
+    data: DataConfig = key(factory=DataConfig)
+    loss: LossConfig = key(factory=LossConfig)
+    optim: OptimConfig = key(factory=OptimConfig)
+    train: TrainConfig = key(factory=TrainConfig)
+    init: InitConfig = key(factory=InitConfig)
+    gradcheck: GradcheckConfig = key(factory=GradcheckConfig)
+    tracking: TrackingConfig = key(factory=TrackingConfig)
+    resume: bool | str = key(
+        False,
+        "true: continue the latest sweep (or run) with these overrides; or a run id",
+    )
 
     def network_spec(self, input_dim: int, output_dim: int, seed: int) -> NetworkSpec:
         m = self.model
@@ -134,81 +143,15 @@ class StudyConfig:
         )  # fmt: skip
 
 
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of: " + ", ".join(str(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-            type(None): "null"}.get(tp, str(tp))  # fmt: skip
-
-
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    """``value`` as type ``tp``, or ConfigError naming ``key`` and the allowed values."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        if value in typing.get_args(tp) and not isinstance(value, bool):
-            return value
-    elif origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(tp):
-            try:
-                return _coerce(option, value, key)
-            except ConfigError:
-                continue
-    elif tp is type(None):
-        if value is None:
-            return None
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str and isinstance(value, str):
-        return value
-    raise ConfigError(f"{key}: got {value!r}; allowed: {_describe(tp)}")
-
-
-def _build(cls: type, values: Any, prefix: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.')}: expected a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls, globalns=globals())
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in values if k not in names]
-    if unknown:
-        raise ConfigError(
-            f"{prefix}{unknown[0]}: unknown key; allowed keys: {', '.join(prefix + n for n in names)}"
-        )
-    kwargs = {}
-    for name in names:
-        if name not in values:
-            continue
-        tp = hints[name]
-        if values[name] == "???":  # OmegaConf's missing value
-            hint = (
-                " (tracking=server: tracking.uri=http://HOST:PORT)" if prefix + name == "tracking.uri" else ""
-            )
-            raise ConfigError(f"{prefix}{name}: missing; give it on the command line{hint}")
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, values[name], f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(tp, values[name], prefix + name)
-    return cls(**kwargs)
-
-
-def _positive(key: str, value: float, *, integer: bool = False, zero_ok: bool = False) -> None:
+def _positive(name: str, value: float, *, integer: bool = False, zero_ok: bool = False) -> None:
     ok = math.isfinite(value) and (value >= 0 if zero_ok else value > 0)
     if not ok:
         what = "an integer" if integer else "a finite number"
-        raise ConfigError(f"{key}: got {value!r}; allowed: {what} {'>= 0' if zero_ok else '> 0'}")
+        raise ConfigError(f"{name}: got {value!r}; allowed: {what} {'>= 0' if zero_ok else '> 0'}")
 
 
 def _check_ranges(c: StudyConfig) -> None:
-    for key, value in [
+    for name, value in [
         ("model.depth", c.model.depth), ("model.width", c.model.width),
         ("data.input_dim", c.data.input_dim), ("data.output_dim", c.data.output_dim),
         ("data.n_train", c.data.n_train), ("data.n_test", c.data.n_test),
@@ -221,7 +164,7 @@ def _check_ranges(c: StudyConfig) -> None:
         ("gradcheck.threshold", c.gradcheck.threshold), ("tracking.flush_seconds", c.tracking.flush_seconds),
         ("tracking.heartbeat_seconds", c.tracking.heartbeat_seconds),
     ]:  # fmt: skip
-        _positive(key, value, integer=isinstance(value, int))
+        _positive(name, value, integer=isinstance(value, int))
     _positive("model.bias_std", c.model.bias_std, zero_ok=True)
     _positive("data.noise", c.data.noise, zero_ok=True)
     _positive("seed", c.seed, integer=True, zero_ok=True)
@@ -230,9 +173,9 @@ def _check_ranges(c: StudyConfig) -> None:
         raise ConfigError(f"data.classes: got {c.data.classes}; allowed: an integer >= 2")
     if not 0 < c.data.test_fraction < 1:
         raise ConfigError(f"data.test_fraction: got {c.data.test_fraction}; allowed: a number in (0, 1)")
-    for key in ("momentum", "beta1", "beta2"):
-        if not 0 <= getattr(c.optim, key) < 1:
-            raise ConfigError(f"optim.{key}: got {getattr(c.optim, key)}; allowed: a number in [0, 1)")
+    for name in ("momentum", "beta1", "beta2"):
+        if not 0 <= getattr(c.optim, name) < 1:
+            raise ConfigError(f"optim.{name}: got {getattr(c.optim, name)}; allowed: a number in [0, 1)")
     if c.optim.clip_norm is not None:
         _positive("optim.clip_norm", c.optim.clip_norm)
     if c.model.norm == "batch" and min(c.train.batch_size, c.init.batch_size) < 2:
@@ -268,7 +211,7 @@ def _check_combination(c: StudyConfig) -> None:
 
 def parse_config(values: dict) -> StudyConfig:
     """Validate a resolved config dict (without the ``hydra`` key) and return it as objects."""
-    config = _build(StudyConfig, values, "")
+    config = build(StudyConfig, values, missing_hint=MISSING_HINTS)
     _check_ranges(config)
     _check_combination(config)
     return config
@@ -279,8 +222,8 @@ def to_dict(config: StudyConfig) -> dict:
 
 
 def config_hash(config: StudyConfig) -> str:
-    """sha256 of everything that determines a run's numbers (all but ``tracking``, ``resume`` and the
-    ``study`` label), 16 hex digits: runs with the same hash hold the same numbers."""
+    """The first 16 hex digits of the sha256 of everything that determines a run's numbers (all but
+    ``tracking``, ``resume`` and the ``study`` label): runs with the same hash hold the same numbers."""
     values = to_dict(config)
     for launch_only in NOT_HASHED:
         values.pop(launch_only)
@@ -288,12 +231,15 @@ def config_hash(config: StudyConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def flatten(values: dict, prefix: str = "") -> dict[str, Any]:
-    """{"model": {"depth": 3}} -> {"model.depth": 3}."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out |= flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+def defaults() -> dict:
+    """Every key with its default, as the nested dict Hydra composes onto (the ConfigStore root)."""
+    return dataclasses.asdict(StudyConfig())
+
+
+def key_table() -> str:
+    """The README's and ``harness --help``'s table of every key: its default, allowed values, meaning."""
+    rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for name, default, allowed, doc in keys(StudyConfig):
+        shown = "null" if default is None else str(default).lower() if isinstance(default, bool) else default
+        rows.append(f"| `{name}` | `{shown}` | {allowed} | {doc} |")
+    return "\n".join(rows)

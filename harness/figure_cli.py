@@ -18,7 +18,6 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness import figure_launch, processes
-from harness.app import CONF_DIR, _check_key, _compose_and_parse
 from harness.config import ConfigError, flatten
 from harness.figures import (
     FigureSpec,
@@ -30,6 +29,7 @@ from harness.figures import (
     table,
     write_csv,
 )
+from harness.preflight import CONF_DIR, check_key, compose_and_parse
 from harness.story import run_name
 from harness.tracking import StoreError
 
@@ -69,12 +69,12 @@ def prepare_jobs(name: str) -> tuple[FigureSpec, list[Job]]:
     path = figure_path(name)
     spec = parse_figure(path.stem, OmegaConf.to_container(OmegaConf.load(path), resolve=True))
     for key, value in spec.base.items():
-        _check_key(key, [str(value)])
+        check_key(key, [str(value)])
     for key in {k for case in spec.cases for k in case if k != "label"}:
-        _check_key(key, [str(case[key]) for case in spec.cases if key in case])
+        check_key(key, [str(case[key]) for case in spec.cases if key in case])
     for key, values in spec.sweep.items():
         try:
-            _check_key(key, [str(v) for v in values])
+            check_key(key, [str(v) for v in values])
         except ConfigError as err:
             raise ConfigError(f"sweep: unknown factor {key!r} ({err})") from None
     jobs = jobs_of(spec)
@@ -82,7 +82,7 @@ def prepare_jobs(name: str) -> tuple[FigureSpec, list[Job]]:
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         for job in jobs:
-            job.config = _compose_and_parse(job.overrides)
+            job.config = compose_and_parse(job.overrides)
     check_metric_is_recorded(spec, jobs)
     attach_hashes(jobs)
     return spec, jobs
@@ -155,7 +155,7 @@ def build(
     tags |= {f"version.{k}": v for k, v in versions().items()}
     commit = git_commit(cwd)
     if commit:
-        tags["harness.git_commit"] = commit
+        tags[tracking.GIT_COMMIT_TAG] = commit
     figures_id = tracking.prepare(uri, FIGURE_EXPERIMENT)
     before = tracking.run_with_tags(
         uri, figures_id, {"harness.figure": name, "harness.figure_hash": spec.digest()}

@@ -30,7 +30,7 @@ class LaunchFailed(RuntimeError):
 
 
 def check_launcher(name: str) -> None:
-    from harness.app import group_options
+    from harness.preflight import group_options
 
     if name not in group_options("launcher"):
         raise ConfigError(f"--launcher: got {name!r}; allowed: {', '.join(group_options('launcher'))}")

@@ -190,7 +190,7 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
              "harness.mode": config.mode}  # fmt: skip
     commit = git_commit(cwd)
     if commit:
-        tags["harness.git_commit"] = commit
+        tags[tracking.GIT_COMMIT_TAG] = commit
     if os.environ.get("SLURM_JOB_ID"):  # which SLURM job ran it: scancel/sacct/the job's log
         array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
         tags["harness.slurm_job"] = f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]

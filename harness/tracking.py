@@ -40,6 +40,7 @@ MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100  # MLflow's per-call limits o
 MIN_FREE_MB = 64  # a SQLite store on a disk with less free space is refused before any run
 HEARTBEAT_SECONDS = 30.0
 NOTE = "mlflow.note.content"  # a run's description in the UI (harness: its one-line verdict)
+GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own tag: the UI shows it as the run's git commit
 LOST_AFTER = 3  # heartbeats missed before a run on another host counts as lost
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import children_of
+
 SERVICES = ("HARNESS_TEST_SERVER_URI", "HARNESS_TEST_SERVER_USER", "HARNESS_TEST_SERVER_PASSWORD")
 GRID = [
     "debug=default",
@@ -68,7 +70,7 @@ def sweep_runs(c: MlflowClient, study: str) -> tuple[list, list]:
     assert exp is not None, f"experiment {study} was not created"
     every = c.search_runs([exp.experiment_id], max_results=1000)
     parents = [r for r in every if r.data.tags.get("harness.kind") == "sweep"]
-    kids = [r for r in every if "mlflow.parentRunId" in r.data.tags]
+    kids = children_of(every)
     return parents, kids
 
 
@@ -159,7 +161,7 @@ def test_credentials_in_the_uri_are_refused_before_any_work(tmp_path):
 def test_a_missing_launcher_plugin_names_the_extra(monkeypatch):
     import importlib.util
 
-    from harness import app
+    from harness import preflight
     from harness.config import ConfigError
 
     real = importlib.util.find_spec
@@ -167,7 +169,7 @@ def test_a_missing_launcher_plugin_names_the_extra(monkeypatch):
         importlib.util, "find_spec", lambda name, *a: None if "ray" in name else real(name, *a)
     )
     with pytest.raises(ConfigError, match=r'launcher=ray needs .*pip install -e "\.\[ray\]"'):
-        app.validate_command(["-m", "launcher=ray"])
+        preflight.validate_command(["-m", "launcher=ray"])
 
 
 def test_a_cancelled_slurm_job_ends_killed_and_resume_runs_it_again(tmp_path):

@@ -20,7 +20,7 @@ def test_readme_python_blocks_run():
 def test_readme_harness_commands_validate():
     import shlex
 
-    from harness.app import validate_command
+    from harness.preflight import validate_command
 
     commands = [
         line.split("#")[0].strip()
@@ -43,7 +43,7 @@ def _missing_launcher_plugin(argv: list[str]) -> str | None:
     """The launcher plugin a command names but this install lacks (``pip install -e .[test]`` only)."""
     import importlib.util
 
-    from harness.app import LAUNCHER_PLUGINS
+    from harness.preflight import LAUNCHER_PLUGINS
 
     for word in argv:
         key, _, value = word.partition("=")
