@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from harness import figure_launch, processes
 from harness.config import ConfigError, flatten
+from harness.figure_table import table, write_csv
 from harness.figures import (
     FigureSpec,
     Job,
@@ -26,8 +27,6 @@ from harness.figures import (
     check_metric_is_recorded,
     jobs_of,
     parse_figure,
-    table,
-    write_csv,
 )
 from harness.preflight import CONF_DIR, check_key, compose_and_parse
 from harness.story import run_name

@@ -17,29 +17,56 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import Any, Literal
 
 from harness import figure_theory as ft
 from harness.config import ConfigError, StudyConfig, config_hash
-from harness.stats import STATS
+from harness.metrics import STATS, SUMMARIES, only_in, phase_theory
+from harness.schema import build, key
 
 KINDS = ("profile", "phase", "lines", "heatmap")
-TRAIN_ONLY = ("final_loss", "final_accuracy", "final_train_accuracy")
-INIT_ONLY = ("grad_h_logvar", "jacobian_sv2_mean", "jacobian_sv2_rel_var", "jacobian_sv2_underflow",
-             "theory_rate", "theory_log_chi1", "rate_diff", "theory_jacobian_sv2_mean",
-             "theory_jacobian_sv2_rel_var", "theory_grad_h_logvar")  # fmt: skip
-PHASE_THEORY = ("theory_q_star", "theory_chi1", "theory_c_star", "theory_chi_c", "theory_xi_q", "theory_xi_c")
-# every summary a run logs (harness.study), so every one can be a sweep figure's metric
-SUMMARY_METRICS = ("grad_ratio_log10", "grad_h_ratio_log10", "grad_h_slope", "grad_norm_min", "grad_norm_max",
-                   "gradcheck_max_rel_error", "gradcheck_unresolved", "gradcheck_passed", "diverged",
-                   "diverged_step", "diverged_layer") + TRAIN_ONLY + INIT_ONLY + PHASE_THEORY  # fmt: skip
-NORMS = ("grad_W", "grad_b", "grad_h")
-TOP_KEYS = ("title", "study", "base", "cases", "sweep", "seeds", "plot", "style")
-PLOT_KEYS = ("kind", "metric", "x", "y", "hue", "col", "theory", "x_as", "overlay", "trainable")
-STYLE_KEYS = ("width", "height", "logy", "logx", "title", "palette", "dpi")
+TRAIN_ONLY, INIT_ONLY, PHASE_THEORY = only_in("train"), only_in("init"), phase_theory()
+
+
+@dataclass
+class PlotConfig:
+    """``plot:`` of a figure config (README: "Figure options"); a role names a factor of the sweep."""
+
+    kind: Literal[KINDS] | None = key(None, "profile, phase, lines or heatmap")  # type: ignore[valid-type]
+    metric: str | None = key(None, "a statistic (profile, heatmap) or a summary metric (phase, lines)")
+    x: str | None = key(None, "the factor on x (phase, lines)")
+    y: str | None = key(None, "the factor on y (phase)")
+    hue: str | None = key(None, "one line per value (profile, lines)")
+    col: str | None = key(None, "one panel per value")
+    theory: bool = key(False, "lines: the mean-field prediction beside the measurement")
+    x_as: Literal["sigma_w2", "chi1"] | None = key(None, "lines, phase: x in a derived unit")
+    overlay: list[str] | None = key(None, 'phase with y model.depth: curves like "6 xi_c"')
+    trainable: float | None = key(None, "phase with y model.depth: the trainable depth at this threshold")
+
+
+@dataclass
+class StyleConfig:
+    width: float | None = key(None, "inches (default 4.2 per panel)")
+    height: float | None = key(None, "inches (default 3.8)")
+    logy: bool | None = key(None, "log y axis (default: for norms; phase: values spanning x8)")
+    logx: bool | None = key(None, "log x axis (phase: default for values spanning x8)")
+    title: str | None = key(None, "the figure's title (default: the config's title)")
+    palette: str | None = key(None, "a seaborn palette (default colorblind)")
+    dpi: int | None = key(None, "the PNG's resolution (default 150)")
+
+
+@dataclass
+class FigureConfig:
+    """A figure config's shape: ``conf/figure/<name>.yaml``."""
+
+    title: str | None = key(None, "the figure's title")
+    study: str | None = key(None, "the study (MLflow experiment) of its runs (default figure_<name>)")
+    base: dict[str, Any] | None = key(None, "overrides every job shares")
+    cases: list[Any] | None = key(None, "named sets of overrides, each a mapping (label: its name)")
+    sweep: dict[str, Any] | None = key(None, "factor -> list of values: the product is swept")
+    seeds: list[int] | None = key(None, "seeds per point (default [0])")
+    plot: PlotConfig = key(factory=PlotConfig)
+    style: StyleConfig = key(factory=StyleConfig)
 
 
 @dataclass
@@ -92,47 +119,32 @@ def _as_override_value(value: Any) -> str:
 def parse_figure(name: str, values: Any) -> FigureSpec:
     """Check a figure config's own shape (keys, kinds, metrics, factors): ConfigError, one line."""
     if not isinstance(values, dict):
-        raise ConfigError(f"figure {name}: expected a mapping of {', '.join(TOP_KEYS)}")
-    for key in values:
-        if key not in TOP_KEYS:
-            raise ConfigError(f"{key}: unknown key in figure {name}; allowed keys: {', '.join(TOP_KEYS)}")
+        raise ConfigError(f"figure {name}: expected a mapping of {', '.join(FigureConfig.__annotations__)}")
+    build(FigureConfig, values)  # keys and types; the spec keeps the values as written (its digest)
     plot, style = dict(values.get("plot") or {}), dict(values.get("style") or {})
-    for key in plot:
-        if key not in PLOT_KEYS:
-            raise ConfigError(
-                f"plot.{key}: unknown key; allowed keys: {', '.join('plot.' + k for k in PLOT_KEYS)}"
-            )
-    for key in style:
-        if key not in STYLE_KEYS:
-            raise ConfigError(
-                f"style.{key}: unknown key; allowed: {', '.join('style.' + k for k in STYLE_KEYS)}"
-            )
-    kind = plot.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(f"plot.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
-    metric = plot.get("metric")
-    allowed = STATS if kind in ("profile", "heatmap") else SUMMARY_METRICS
+    kind, metric = plot.get("kind"), plot.get("metric")
+    if kind is None:
+        raise ConfigError(f"plot.kind: missing; allowed: {', '.join(KINDS)}")
+    allowed = STATS if kind in ("profile", "heatmap") else tuple(SUMMARIES)
     if metric not in allowed:
         raise ConfigError(
             f"plot.metric: {metric!r} is not a metric runs record for kind={kind}; "
             f"allowed: {', '.join(allowed)}"
         )
     sweep = values.get("sweep") or {}
-    if not isinstance(sweep, dict):
-        raise ConfigError("sweep: expected a mapping of factor -> list of values")
-    for key, vals in sweep.items():
+    for factor, vals in sweep.items():
         if not isinstance(vals, list) or not vals:
-            raise ConfigError(f"sweep.{key}: empty sweep; give a list of at least one value")
+            raise ConfigError(f"sweep.{factor}: empty sweep; give a list of at least one value")
     cases = values.get("cases")
-    if cases is not None and (not isinstance(cases, list) or not cases):
-        raise ConfigError("cases: empty; give a list of at least one case (a mapping of overrides)")
+    if cases is not None and (not cases or not all(isinstance(c, dict) for c in cases)):
+        raise ConfigError("cases: give a list of at least one case (a mapping of overrides)")
     cases = [dict(c) for c in cases or []]
     for i, case in enumerate(cases):
         case.setdefault("label", " ".join(f"{k.split('.')[-1]}={v}" for k, v in case.items()))
         if not isinstance(case["label"], str):
             raise ConfigError(f"cases[{i}].label: expected a string")
     seeds = values.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ConfigError(f"seeds: got {seeds!r}; allowed: a non-empty list of integers >= 0")
     spec = FigureSpec(
         name=name, study=str(values.get("study") or f"figure_{name}"), base=dict(values.get("base") or {}),
@@ -180,16 +192,11 @@ def _check_theory_options(plot: dict, kind: str, metric: str) -> None:
             f"plot.theory: a theory curve is drawn for kind=lines with metric {', '.join(ft.THEORY_OF)}; "
             "profiles (metric grad_h) and phase diagrams (x model.init_scale) get theory automatically"
         )
-    for key in ("overlay", "trainable"):
-        if plot.get(key) is not None and (kind != "phase" or plot.get("y") != "model.depth"):
-            raise ConfigError(f"plot.{key}: drawn on a phase diagram with y model.depth (kind=phase)")
+    for option in ("overlay", "trainable"):
+        if plot.get(option) is not None and (kind != "phase" or plot.get("y") != "model.depth"):
+            raise ConfigError(f"plot.{option}: drawn on a phase diagram with y model.depth (kind=phase)")
     if plot.get("overlay") is not None:
         ft.parse_overlay(plot["overlay"])
-    trainable = plot.get("trainable")
-    if trainable is not None and (isinstance(trainable, bool) or not isinstance(trainable, int | float)):
-        raise ConfigError(
-            f"plot.trainable: got {plot['trainable']!r}; allowed: a number (the metric's threshold)"
-        )
 
 
 def jobs_of(spec: FigureSpec) -> list[Job]:
@@ -247,77 +254,6 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
 def attach_hashes(jobs: list[Job]) -> None:
     for job in jobs:
         job.config_hash = config_hash(job.config)
-
-
-def _log_stats(values: np.ndarray, log: bool) -> tuple[float, float, int]:
-    values = np.asarray(values, dtype=float)
-    ok = np.isfinite(values) & (values > 0 if log else True)
-    if not ok.any():
-        return float("nan"), float("nan"), 0
-    v = np.log10(values[ok]) if log else values[ok]
-    return float(v.mean()), float(v.std()), int(ok.sum())
-
-
-def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
-    """The tidy table of exactly what is plotted: one row per plotted point, seeds aggregated.
-
-    ``data[run_id]`` holds the run's ``arrays`` (npz) and ``metrics``."""
-    import pandas as pd
-
-    kind, metric = spec.plot["kind"], spec.plot["metric"]
-    log = metric in NORMS or kind == "heatmap"
-    groups: dict[tuple, list[Job]] = {}
-    for job in jobs:
-        groups.setdefault(tuple(job.factors.values()), []).append(job)
-    rows = []
-    for key, members in groups.items():
-        factors = dict(zip(spec.factors, key, strict=True))
-        if kind == "profile":
-            stack = np.stack([data[j.run_id]["arrays"][f"profile_{metric}"] for j in members])
-            pred = ft.prediction(members[0].config) if metric == "grad_h" else None
-            for layer in range(stack.shape[1]):
-                mean, std, n = _log_stats(stack[:, layer], log)
-                row = factors | {"layer": layer + 1, "mean": mean, "std": std, "n_seeds": n}
-                if metric == "grad_h":  # log10 sqrt(E||dL/dh_l||^2), the mean-field prediction
-                    row["theory"] = 0.5 * math.log10(pred.grad_h2[layer]) if pred is not None else math.nan
-                rows.append(row)
-        elif kind == "heatmap":
-            arrays = [data[j.run_id]["arrays"] for j in members]
-            steps = arrays[0]["steps"]
-            stack = np.stack([a[metric][: len(steps)] for a in arrays])
-            for s, step in enumerate(steps):
-                for layer in range(stack.shape[2]):
-                    mean, std, n = _log_stats(stack[:, s, layer], log)
-                    rows.append(factors | {"step": int(step), "layer": layer + 1, "mean": mean, "n_seeds": n})
-        else:
-            values = np.array([data[j.run_id]["metrics"].get(metric, np.nan) for j in members])
-            diverged = max(data[j.run_id]["metrics"].get("diverged", 0.0) for j in members)
-            mean, std, n = _log_stats(values, False)
-            row = factors | {"source": "measured", "mean": mean, "std": std, "n_seeds": n}
-            row["diverged"] = int(diverged)
-            config, x_as = members[0].config, spec.plot.get("x_as")
-            if kind == "lines":
-                row["sigma_w2"] = ft.sigma_w2_of(config)
-            if x_as and x_as not in row:
-                row[x_as] = ft.derived(config, x_as)
-            if kind == "phase":
-                row["critical_x"] = ft.critical_x(config, spec.plot["x"], x_as)
-            rows.append(row)
-    if kind == "lines" and spec.plot.get("theory"):
-        rows += ft.theory_rows(spec, jobs)
-    if kind == "phase" and spec.plot.get("overlay"):
-        rows += ft.overlay_rows(spec, jobs)
-    if kind == "phase" and spec.plot.get("trainable") is not None:
-        rows += ft.trainable_rows(pd.DataFrame(rows), spec.plot, spec.factors)
-    frame = pd.DataFrame(rows)
-    if frame["n_seeds"].sum() == 0:
-        raise ConfigError(f"plot.metric: no run of figure {spec.name} has a finite value of {metric!r}")
-    return frame
-
-
-def write_csv(frame: Any, path: Path) -> None:
-    """Full precision, fixed order and line endings: the same numbers give the same bytes."""
-    frame.to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
 
 
 def nice(value: str) -> float | str:

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-GRAD_LABELS = {"grad_W": "||dL/dW||", "grad_b": "||dL/db||", "grad_h": "||dL/dh||"}
+from harness import metrics
 
 
 def _figure(width: float, height: float, left=0.9, bottom=0.55, right=0.15, top=0.4, wspace=0.3) -> Figure:
@@ -40,12 +40,12 @@ def gradient_flow_figure(
     mean-field prediction sqrt(E||dL/dh_l||^2) dashed where given."""
     fig = _figure(6.4, 4.0)
     ax = fig.add_subplot()
-    for key, label in GRAD_LABELS.items():
+    for key in metrics.NORM_STATS:
         values = np.asarray(profile[key], dtype=float)
         layers = np.arange(1, values.size + 1)
         if not np.any(np.isfinite(values) & (values > 0)):
             continue
-        (line,) = ax.plot(layers, values, marker="o", ms=3, label=label)
+        (line,) = ax.plot(layers, values, marker="o", ms=3, label=metrics.label(key))
         if spread is not None and key in spread and np.any(spread[key] > 0):
             band = 10.0 ** np.asarray(spread[key], dtype=float)
             ax.fill_between(layers, values / band, values * band, color=line.get_color(), alpha=0.2)
@@ -60,9 +60,7 @@ def gradient_flow_figure(
     return fig
 
 
-def heatmap_figure(
-    steps: np.ndarray, values: np.ndarray, title: str = "", label: str = "||dL/dW||"
-) -> Figure:
+def heatmap_figure(steps: np.ndarray, values: np.ndarray, title: str = "", stat: str = "grad_W") -> Figure:
     """A layer x step heatmap of ``values`` (shape (steps, layers)) on a log colour scale."""
     fig = _figure(6.4, 4.0, right=0.75)
     ax = fig.add_subplot()
@@ -73,10 +71,10 @@ def heatmap_figure(
     mesh = ax.pcolormesh(
         np.asarray(steps), np.arange(1, data.shape[0] + 1), masked, norm=norm, shading="nearest"
     )
-    fig.colorbar(mesh, ax=ax, label=label)
+    fig.colorbar(mesh, ax=ax, label=metrics.label(stat))
     ax.set_xlabel("step")
     ax.set_ylabel("layer l")
-    ax.set_title(title or f"{label} during training")
+    ax.set_title(title or f"{metrics.label(stat)} during training")
     return fig
 
 

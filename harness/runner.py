@@ -17,10 +17,10 @@ import numpy as np
 
 from harness import processes, tracking
 from harness.config import StudyConfig, config_hash
+from harness.metrics import STATS, is_norm
 from harness.progress import JobLine
-from harness.stats import STATS
 from harness.story import run_params, summary_order, verdict
-from harness.study import NORM_STATS, StudyResult, run_study
+from harness.study import StudyResult, run_study
 from harness.tracking import NOTE
 
 NOT_FOR_EVERY_ACTIVATION = ("act_saturated", "act_dead")  # NaN where the activation has no such thing
@@ -85,9 +85,9 @@ def metrics_of(result: StudyResult, max_layers: int, series: bool = True) -> lis
             profiles.append((extra, result.profile[extra]))
     for k, values in profiles:
         out += [(f"profile/{k}", v, l + 1) for l, v in enumerate(values)]  # noqa: E741
-        if k in NORM_STATS or k == "theory_grad_h":
+        if is_norm(k):
             out += [(f"profile/log10_{k}", v, l + 1) for l, v in enumerate(log10_profile(values))]  # noqa: E741
-        if result.mode == "init" and k in result.spread and k.startswith("grad"):
+        if result.mode == "init" and k in result.spread and is_norm(k):
             out += [(f"profile/{k}_log10_std", v, l + 1) for l, v in enumerate(result.spread[k])]  # noqa: E741
     if result.gradcheck is not None:  # step = layer index: input 0, hidden 1..depth, readout depth + 1
         rows = result.gradcheck.layer_rows()

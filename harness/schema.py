@@ -35,6 +35,8 @@ def describe(tp: Any) -> str:
         return " or ".join(describe(a) for a in typing.get_args(tp))
     if origin is list:
         return "a list"
+    if origin is dict:
+        return "a mapping"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
             type(None): "null"}.get(tp, str(tp))  # fmt: skip
 
@@ -54,6 +56,9 @@ def coerce(tp: Any, value: Any, name: str) -> Any:
     elif origin is list:
         if isinstance(value, list):
             return list(value)
+    elif origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
     elif tp is Any:
         return value
     elif tp is type(None):

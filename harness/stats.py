@@ -18,10 +18,9 @@ import weakref
 
 import numpy as np
 
+from harness.metrics import STATS
 from harness.nn.layers import Activation, Layer
 from harness.nn.network import Network
-
-STATS = ("grad_W", "grad_b", "grad_h", "act_mean", "act_std", "act_saturated", "act_dead")
 
 
 def _last_activation(layer: Layer) -> Activation | None:

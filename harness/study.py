@@ -35,6 +35,7 @@ from harness import correlation, theory
 from harness.config import StudyConfig
 from harness.data import Dataset, load_data
 from harness.gradcheck import GradcheckReport, check_network
+from harness.metrics import NORM_STATS, STATS
 from harness.nn import (
     LinearProbe,
     MSELoss,
@@ -45,7 +46,6 @@ from harness.nn import (
 )
 from harness.stats import (
     HIST_EDGES,
-    STATS,
     first_nonfinite_layer,
     gradient_histograms,
     input_output_jacobian,
@@ -53,7 +53,6 @@ from harness.stats import (
     log_slope,
 )
 
-NORM_STATS = ("grad_W", "grad_b", "grad_h")
 Progress = Callable[[int, int], None]
 OnLog = Callable[[int, dict, float, float], None]  # (step, per-layer stats, loss, accuracy) as measured
 

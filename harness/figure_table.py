@@ -1,0 +1,90 @@
+"""A figure's tidy table: one row per plotted point, seeds aggregated, and its CSV (the figure's data).
+
+Measured rows come from the runs' stored arrays and metrics; theory rows (curves, overlays, the
+trainable depth) from ``harness.figure_theory``. The CSV is written at full precision in a fixed order,
+so the same runs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import figure_theory as ft
+from harness.config import ConfigError
+from harness.figures import FigureSpec, Job
+from harness.metrics import is_norm
+
+
+def _log_stats(values: np.ndarray, log: bool) -> tuple[float, float, int]:
+    values = np.asarray(values, dtype=float)
+    ok = np.isfinite(values) & (values > 0 if log else True)
+    if not ok.any():
+        return float("nan"), float("nan"), 0
+    v = np.log10(values[ok]) if log else values[ok]
+    return float(v.mean()), float(v.std()), int(ok.sum())
+
+
+def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
+    """The tidy table of exactly what is plotted: one row per plotted point, seeds aggregated.
+
+    ``data[run_id]`` holds the run's ``arrays`` (npz) and ``metrics``."""
+    import pandas as pd
+
+    kind, metric = spec.plot["kind"], spec.plot["metric"]
+    log = is_norm(metric) or kind == "heatmap"
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(tuple(job.factors.values()), []).append(job)
+    rows = []
+    for key, members in groups.items():
+        factors = dict(zip(spec.factors, key, strict=True))
+        if kind == "profile":
+            stack = np.stack([data[j.run_id]["arrays"][f"profile_{metric}"] for j in members])
+            pred = ft.prediction(members[0].config) if metric == "grad_h" else None
+            for layer in range(stack.shape[1]):
+                mean, std, n = _log_stats(stack[:, layer], log)
+                row = factors | {"layer": layer + 1, "mean": mean, "std": std, "n_seeds": n}
+                if metric == "grad_h":  # log10 sqrt(E||dL/dh_l||^2), the mean-field prediction
+                    row["theory"] = 0.5 * math.log10(pred.grad_h2[layer]) if pred is not None else math.nan
+                rows.append(row)
+        elif kind == "heatmap":
+            arrays = [data[j.run_id]["arrays"] for j in members]
+            steps = arrays[0]["steps"]
+            stack = np.stack([a[metric][: len(steps)] for a in arrays])
+            for s, step in enumerate(steps):
+                for layer in range(stack.shape[2]):
+                    mean, std, n = _log_stats(stack[:, s, layer], log)
+                    rows.append(factors | {"step": int(step), "layer": layer + 1, "mean": mean, "n_seeds": n})
+        else:
+            values = np.array([data[j.run_id]["metrics"].get(metric, np.nan) for j in members])
+            diverged = max(data[j.run_id]["metrics"].get("diverged", 0.0) for j in members)
+            mean, std, n = _log_stats(values, False)
+            row = factors | {"source": "measured", "mean": mean, "std": std, "n_seeds": n}
+            row["diverged"] = int(diverged)
+            config, x_as = members[0].config, spec.plot.get("x_as")
+            if kind == "lines":
+                row["sigma_w2"] = ft.sigma_w2_of(config)
+            if x_as and x_as not in row:
+                row[x_as] = ft.derived(config, x_as)
+            if kind == "phase":
+                row["critical_x"] = ft.critical_x(config, spec.plot["x"], x_as)
+            rows.append(row)
+    if kind == "lines" and spec.plot.get("theory"):
+        rows += ft.theory_rows(spec, jobs)
+    if kind == "phase" and spec.plot.get("overlay"):
+        rows += ft.overlay_rows(spec, jobs)
+    if kind == "phase" and spec.plot.get("trainable") is not None:
+        rows += ft.trainable_rows(pd.DataFrame(rows), spec.plot, spec.factors)
+    frame = pd.DataFrame(rows)
+    if frame["n_seeds"].sum() == 0:
+        raise ConfigError(f"plot.metric: no run of figure {spec.name} has a finite value of {metric!r}")
+    return frame
+
+
+def write_csv(frame: Any, path: Path) -> None:
+    """Full precision, fixed order and line endings: the same numbers give the same bytes."""
+    frame.to_csv(path, index=False, float_format="%.17g", lineterminator="\n")
