@@ -22,20 +22,18 @@ def test_relative_sqlite_becomes_absolute(tmp_path, monkeypatch):
     assert tracking.resolve_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
 
 
-def test_prepare_is_idempotent_and_places_artifacts_under_the_store(tmp_path):
-    uri = tracking.resolve_uri(None, tmp_path)
-    a = tracking.prepare(uri, "study one")
-    assert tracking.prepare(uri, "study one") == a
-    exp = tracking.client(uri).get_experiment(a)
+def test_prepare_is_idempotent_and_places_artifacts_under_the_store(store_uri, tmp_path):
+    a = tracking.prepare(store_uri, "study one")
+    assert tracking.prepare(store_uri, "study one") == a
+    exp = tracking.client(store_uri).get_experiment(a)
     assert Path(exp.artifact_location.removeprefix("file://")) == tmp_path / "mlruns" / "study_one"
 
 
-def test_metrics_batches_beyond_a_thousand(tmp_path):
-    uri = tracking.resolve_uri(None, tmp_path)
-    run = tracking.Run.start(uri, tracking.prepare(uri, "m"), "r", {})
+def test_metrics_batches_beyond_a_thousand(store_uri):
+    run = tracking.Run.start(store_uri, tracking.prepare(store_uri, "m"), "r", {})
     run.log_metrics([("x", float(i), i) for i in range(2500)] + [("nan", float("nan"), 0)])
     run.end()
-    c = tracking.client(uri)
+    c = tracking.client(store_uri)
     assert len(c.get_metric_history(run.run_id, "x")) == 2500
     assert np.isnan(c.get_run(run.run_id).data.metrics["nan"])
 
@@ -59,10 +57,9 @@ def test_train_series_capped_at_max_layers():
     assert not any(k.endswith("act_dead") and k.startswith("layer/") for k in keys)  # all-NaN skipped
 
 
-def test_streamed_rows_reach_the_store_while_the_run_is_running(tmp_path):
-    uri = tracking.resolve_uri(None, tmp_path)
-    run = tracking.Run.start(uri, tracking.prepare(uri, "s"), "r", {}, flush_seconds=0.0)
-    c = tracking.client(uri)
+def test_streamed_rows_reach_the_store_while_the_run_is_running(store_uri):
+    run = tracking.Run.start(store_uri, tracking.prepare(store_uri, "s"), "r", {}, flush_seconds=0.0)
+    c = tracking.client(store_uri)
     run.stream([("loss", 1.0, 0)])
     assert len(c.get_metric_history(run.run_id, "loss")) == 1  # written, not held until the end
     run.flush_seconds = 3600.0
@@ -73,30 +70,29 @@ def test_streamed_rows_reach_the_store_while_the_run_is_running(tmp_path):
     assert c.get_run(run.run_id).info.status == "KILLED" and run.rows == 2
 
 
-def test_a_run_whose_process_is_gone_or_silent_is_lost(tmp_path):
+def test_a_run_whose_process_is_gone_or_silent_is_lost(store_uri):
     import subprocess
     import time
 
-    uri = tracking.resolve_uri(None, tmp_path)
-    exp = tracking.prepare(uri, "lost")
-    mine = tracking.Run.start(uri, exp, "alive", {})
+    exp = tracking.prepare(store_uri, "lost")
+    mine = tracking.Run.start(store_uri, exp, "alive", {})
     dead = subprocess.Popen(["true"])
     dead.wait()
-    ghost = tracking.Run.start(uri, exp, "dead", {})
-    tracking.client(uri).set_tag(ghost.run_id, "harness.pid", str(dead.pid))
-    far = tracking.Run.start(uri, exp, "elsewhere", {"harness.host": "another-node"}, heartbeat=10)
-    tags = tracking.client(uri).get_run(far.run_id).data.tags
-    assert tags["harness.host"] == tracking.processes.host()  # liveness tags win over what was passed
-    now, here = time.time(), tracking.processes.host()
+    ghost = tracking.Run.start(store_uri, exp, "dead", {})
+    tracking.client(store_uri).set_tag(ghost.run_id, "harness.pid", str(dead.pid))
+    far = tracking.Run.start(store_uri, exp, "elsewhere", {"harness.host": "another-node"}, heartbeat=10)
+    tags = tracking.client(store_uri).get_run(far.run_id).data.tags
+    assert tags["harness.host"] == processes.host()  # liveness tags win over what was passed
+    now, here = time.time(), processes.host()
     remote = tags | {"harness.host": "another-node"}
     assert tracking.lost_reason(remote, now + 10, here) is None  # one beat late: still alive
     stale = tracking.lost_reason(remote, now + tracking.LOST_AFTER * 10 + 11, here)
     assert stale.startswith(f"no heartbeat from process {tags['harness.pid']} on another-node since")
     assert tracking.lost_reason({"mlflow.runName": "not ours"}, now + 1e6, here) is None
-    assert tracking.mark_lost(uri, exp) == [ghost.run_id]  # only the one whose process is gone
-    gone = tracking.client(uri).get_run(ghost.run_id)
+    assert tracking.mark_lost(store_uri, exp) == [ghost.run_id]  # only the one whose process is gone
+    gone = tracking.client(store_uri).get_run(ghost.run_id)
     assert gone.info.status == "FAILED" and "is gone" in gone.data.tags["harness.lost"]
-    assert tracking.client(uri).get_run(mine.run_id).info.status == "RUNNING"
+    assert tracking.client(store_uri).get_run(mine.run_id).info.status == "RUNNING"
     mine.end()
     far.end()
 
@@ -112,13 +108,12 @@ def test_check_store_refuses_a_folder_that_is_a_file(tmp_path):
         raise AssertionError("a store under a file was accepted")
 
 
-def test_a_signal_while_a_run_is_created_ends_it_killed(tmp_path, monkeypatch):
+def test_a_signal_while_a_run_is_created_ends_it_killed(store_uri, monkeypatch):
     """A real SIGTERM delivered while MLflow creates the run (the store's call is wrapped only to time
     the signal): the run is not left RUNNING for a later launch to call lost, it ends KILLED."""
     from mlflow.tracking import MlflowClient
 
-    uri = tracking.resolve_uri(None, tmp_path)
-    experiment_id = tracking.prepare(uri, "created")
+    experiment_id = tracking.prepare(store_uri, "created")
     create = MlflowClient.create_run
 
     def create_then_signal(self, *args, **kwargs):
@@ -130,10 +125,10 @@ def test_a_signal_while_a_run_is_created_ends_it_killed(tmp_path, monkeypatch):
     processes.install()
     try:
         with pytest.raises(KeyboardInterrupt):
-            tracking.Run.start(uri, experiment_id, "r", {})
+            tracking.Run.start(store_uri, experiment_id, "r", {})
     finally:
         processes.uninstall()
     monkeypatch.undo()
-    (run,) = tracking.client(uri).search_runs([experiment_id])
+    (run,) = tracking.client(store_uri).search_runs([experiment_id])
     assert run.info.status == "KILLED" and run.data.tags["harness.stopped_by"] == "SIGTERM"
     assert run.data.tags["mlflow.note.content"] == "stopped by SIGTERM before anything was measured"
