@@ -42,7 +42,6 @@ from harness.nn import (
     Network,
     SoftmaxCrossEntropy,
     build_network,
-    make_optimizer,
 )
 from harness.stats import (
     HIST_EDGES,
@@ -54,6 +53,7 @@ from harness.stats import (
 )
 
 Progress = Callable[[int, int], None]
+Loss = LinearProbe | MSELoss | SoftmaxCrossEntropy
 OnLog = Callable[[int, dict, float, float], None]  # (step, per-layer stats, loss, accuracy) as measured
 
 
@@ -68,25 +68,27 @@ class StudyResult:
     completed: str = ""  # set on a result kept from an interrupted study: how far it got
 
 
-def _make_loss(cfg: StudyConfig, batch: int, out_dim: int, rng: np.random.Generator, dtype: str):
+def make_loss(cfg: StudyConfig, batch: int, out_dim: int, rng: np.random.Generator, dtype: str) -> Loss:
     if cfg.loss.name == "probe":
         return LinearProbe.random((batch, out_dim), rng, dtype)
     return MSELoss() if cfg.loss.name == "mse" else SoftmaxCrossEntropy()
 
 
-def _batch(data: Dataset, size: int, rng: np.random.Generator):
+def sample_batch(data: Dataset, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
     idx = rng.choice(len(data.x_train), size=size, replace=len(data.x_train) < size)
     return data.x_train[idx], None if data.y_train is None else data.y_train[idx]
 
 
-def _gradcheck(cfg: StudyConfig, net: Network, data: Dataset, rng: np.random.Generator):
+def gradcheck_at_init(
+    cfg: StudyConfig, net: Network, data: Dataset, rng: np.random.Generator
+) -> GradcheckReport | None:
     """The configured check, in float64 on a copy of ``net``."""
     g = cfg.gradcheck
     if g.mode == "off":
         return None
     twin = net.astype("float64")
-    x, target = _batch(data, g.batch_size, rng)
-    loss = _make_loss(cfg, g.batch_size, net.spec.output_dim, rng, "float64")
+    x, target = sample_batch(data, g.batch_size, rng)
+    loss = make_loss(cfg, g.batch_size, net.spec.output_dim, rng, "float64")
     with np.errstate(all="ignore"):
         return check_network(
             twin, x, loss, target, mode=g.mode, threshold=g.threshold,
@@ -94,7 +96,7 @@ def _gradcheck(cfg: StudyConfig, net: Network, data: Dataset, rng: np.random.Gen
         )  # fmt: skip
 
 
-def _gradcheck_summary(report: GradcheckReport | None) -> dict[str, float]:
+def gradcheck_summary(report: GradcheckReport | None) -> dict[str, float]:
     if report is None:
         return {}
     resolved = [r.rel_error for r in report.rows if not r.noise]
@@ -105,7 +107,7 @@ def _gradcheck_summary(report: GradcheckReport | None) -> dict[str, float]:
     }
 
 
-def _norm_summary(grad_w: np.ndarray, grad_h: np.ndarray) -> dict[str, float]:
+def norm_summary(grad_w: np.ndarray, grad_h: np.ndarray) -> dict[str, float]:
     with np.errstate(all="ignore"):
         return {
             "grad_ratio_log10": float(np.log10(grad_w[0] / grad_w[-1])),
@@ -202,8 +204,8 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
             rng = np.random.default_rng(seed)
             net = build_network(cfg.network_spec(data.input_dim, out_dim, int(rng.integers(2**31))))
             first_net = first_net or net
-            x, target = _batch(data, cfg.init.batch_size, rng)
-            loss = _make_loss(cfg, cfg.init.batch_size, out_dim, rng, cfg.model.dtype)
+            x, target = sample_batch(data, cfg.init.batch_size, rng)
+            loss = make_loss(cfg, cfg.init.batch_size, out_dim, rng, cfg.model.dtype)
             with np.errstate(all="ignore"):
                 losses[r] = loss.forward(net.forward(x), target)
                 net.backward(loss.backward())
@@ -219,7 +221,7 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
             done = r + 1
             if progress:
                 progress(done, cfg.init.repeats)
-        report = _gradcheck(cfg, first_net, data, np.random.default_rng(check_seed))
+        report = gradcheck_at_init(cfg, first_net, data, np.random.default_rng(check_seed))
     except KeyboardInterrupt as stop:  # keep what the finished draws measured
         if done:
             part = {k: v[:done] for k, v in per.items()}
@@ -262,12 +264,12 @@ def _init_result(
                 profile[k], spread[k] = 10 ** np.nanmean(logs, axis=0), np.nanstd(logs, axis=0)
             else:
                 profile[k], spread[k] = np.nanmean(per[k], axis=0), np.nanstd(per[k], axis=0)
-    summary = _norm_summary(profile["grad_W"], profile["grad_h"]) | {
+    summary = norm_summary(profile["grad_W"], profile["grad_h"]) | {
         "diverged": float(diverged_layer > 0),
         "diverged_step": 0.0 if diverged_layer else float("nan"),
         "diverged_layer": float(diverged_layer) if diverged_layer else float("nan"),
     }
-    summary |= _gradcheck_summary(report)
+    summary |= gradcheck_summary(report)
     profile["grad_h_logvar"] = log_ratio_variance(ratios)
     summary["grad_h_logvar"] = float(profile["grad_h_logvar"][0]) if len(ratios) else float("nan")
     summary |= phase_theory(cfg)
@@ -294,108 +296,10 @@ class _quiet:
         self._ctx.__exit__(*exc)
 
 
-def _accuracy(net: Network, data: Dataset, split: str = "test") -> float:
-    """Fraction of the split's samples classified right (NaN for regression data)."""
-    if not data.classes:
-        return float("nan")
-    x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
-    with np.errstate(all="ignore"):
-        return float(np.mean(np.argmax(net.forward(x), axis=1) == y))
-
-
-def run_train(cfg: StudyConfig, progress: Progress | None = None, on_log: OnLog | None = None) -> StudyResult:
-    """``cfg.train.steps`` optimiser steps, statistics every ``log_every`` steps, each logged step passed
-    to ``on_log`` as it is measured. Interrupted, it attaches the steps measured so far to the exception
-    (``partial``)."""
-    data_seed, net_seed, batch_seed, check_seed = np.random.SeedSequence(cfg.seed).spawn(4)
-    data = load_data(cfg.data, np.random.default_rng(data_seed))
-    out_dim = data.output_dim(cfg.data.output_dim)
-    net_seed = int(np.random.default_rng(net_seed).integers(2**31))
-    net = build_network(cfg.network_spec(data.input_dim, out_dim, net_seed))
-    report = _gradcheck(cfg, net, data, np.random.default_rng(check_seed))
-    rng = np.random.default_rng(batch_seed)
-    loss = _make_loss(cfg, cfg.train.batch_size, out_dim, rng, cfg.model.dtype)
-    o = cfg.optim
-    kwargs = {"adam": {"beta1": o.beta1, "beta2": o.beta2}, "momentum": {"momentum": o.momentum}}
-    opt = make_optimizer(o.name, net.parameters(), o.lr, clip_norm=o.clip_norm, **kwargs.get(o.name, {}))
-    log = _TrainLog()
-    total = cfg.train.steps
-    try:
-        for step in range(total + 1):  # step `total` only measures: the state after the last update
-            x, target = _batch(data, cfg.train.batch_size, rng)
-            with np.errstate(all="ignore"):
-                value = loss.forward(net.forward(x), target)
-                net.backward(loss.backward())
-                finite = math.isfinite(value) and math.isfinite(
-                    float(np.vdot(net.flat_grads, net.flat_grads))
-                )
-            if step % cfg.train.log_every == 0 or step == total or not finite:
-                with np.errstate(all="ignore"):
-                    stats = layer_stats(net)
-                    hists = gradient_histograms(net)  # the last logged step's are kept
-                accuracy = _accuracy(net, data)
-                log.add(step, stats, value, accuracy, hists)
-                if on_log:
-                    on_log(step, stats, value, accuracy)
-            if not finite:
-                log.diverged = step, first_nonfinite_layer(net) or cfg.model.depth + 1
-                break
-            if step < total:
-                opt.step()
-            if progress and step % max(1, total // 100) == 0:
-                progress(step, total)
-    except KeyboardInterrupt as stop:  # keep the steps measured so far
-        if log.steps:
-            stop.partial = log.result(report)
-            stop.partial.completed = f"step {log.steps[-1]} of {total}"
-        raise
-    if progress:
-        progress(total, total)
-    result = log.result(report)
-    result.summary["final_train_accuracy"] = _accuracy(net, data, "train")  # the trained (or stopped) net
-    result.summary |= phase_theory(cfg)
-    return result
-
-
-class _TrainLog:
-    """What training measured, step by step; ``result`` turns it into a ``StudyResult``."""
-
-    def __init__(self) -> None:
-        self.steps: list[int] = []
-        self.losses: list[float] = []
-        self.accs: list[float] = []
-        self.rows: dict[str, list] = {k: [] for k in STATS}
-        self.hists: dict = {}
-        self.diverged: tuple[int, int] | None = None  # (step, layer)
-
-    def add(self, step: int, stats: dict, loss: float, accuracy: float, hists: dict) -> None:
-        for k in STATS:
-            self.rows[k].append(stats[k])
-        self.hists = hists
-        self.losses.append(loss)
-        self.accs.append(accuracy)
-        self.steps.append(step)  # last: a row counts once its step is recorded
-
-    def result(self, report: GradcheckReport | None) -> StudyResult:
-        n = len(self.steps)
-        arrays = {k: np.array(v[:n]) for k, v in self.rows.items()}
-        arrays |= {"steps": np.array(self.steps), "loss": np.array(self.losses[:n]),
-                   "accuracy": np.array(self.accs[:n])}  # fmt: skip
-        arrays |= {"hist_edges": HIST_EDGES} | {f"hist_{k}": v for k, v in self.hists.items()}
-        profile = {k: arrays[k][-1] for k in STATS}
-        spread = {k: np.zeros_like(v) for k, v in profile.items()}
-        step, layer = self.diverged or (None, None)
-        summary = _norm_summary(arrays["grad_W"][0], arrays["grad_h"][0]) | {
-            "final_loss": float(arrays["loss"][-1]),
-            "final_accuracy": float(arrays["accuracy"][-1]),
-            "diverged": float(step is not None),
-            "diverged_step": float("nan") if step is None else float(step),
-            "diverged_layer": float("nan") if layer is None else float(layer),
-        }
-        summary |= _gradcheck_summary(report)
-        return StudyResult("train", summary, profile, spread, arrays, report)
-
-
 def run_study(cfg: StudyConfig, progress: Progress | None = None, on_log: OnLog | None = None) -> StudyResult:
     """One job's numbers; ``on_log`` sees each training step's statistics as they are measured."""
-    return run_init(cfg, progress) if cfg.mode == "init" else run_train(cfg, progress, on_log)
+    if cfg.mode == "init":
+        return run_init(cfg, progress)
+    from harness.training import run_train
+
+    return run_train(cfg, progress, on_log)
