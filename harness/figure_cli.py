@@ -104,26 +104,13 @@ def _find_runs(uri: str, experiment_id: str, jobs: list[Job]) -> list[Job]:
     return missing
 
 
-def build(
-    name: str, uri: str | None = None, out: str | Path = "figures", cwd: Path | None = None,
-    launcher: str = "joblib",
-) -> Built:  # fmt: skip
-    from harness import tracking
-    from harness.runner import git_commit, versions
-    from harness.sweep_plots import PLOTTERS
-
-    args_name = name
-    cwd = Path.cwd() if cwd is None else Path(cwd)
-    figure_launch.check_launcher(launcher)
-    spec, jobs = prepare_jobs(name)
-    name = spec.name
-    uri = tracking.resolve_uri(uri, cwd)
-    tracking.check_store(uri)
-    experiment_id = tracking.prepare(uri, spec.study)
+def _run_missing(
+    spec: FigureSpec, jobs: list[Job], uri: str, experiment_id: str, launcher: str, cwd: Path
+) -> int:
+    """Run the jobs the store lacks (JobsFailed if any does not finish); how many ran."""
     missing = _find_runs(uri, experiment_id, jobs)
-    ran = len(missing)
     if missing:
-        print(f"harness-figure {name}: {len(missing)} of {len(jobs)} job(s) to run", file=sys.stderr)
+        print(f"harness-figure {spec.name}: {len(missing)} of {len(jobs)} job(s) to run", file=sys.stderr)
         figure_launch.run(spec, missing, launcher, uri, cwd)
         failed = _find_runs(uri, experiment_id, missing)
         if failed:
@@ -132,6 +119,14 @@ def build(
                 f"{', ...' if len(failed) > 3 else ''}); the sweep's output above and their runs in "
                 f"experiment {spec.study!r} say why; run the same command again to retry them"
             )
+    return len(missing)
+
+
+def _draw(spec: FigureSpec, jobs: list[Job], uri: str, out: str | Path) -> list[Path]:
+    """Read the runs back, tabulate, plot; write the CSV, PNG and PDF."""
+    from harness import tracking
+    from harness.sweep_plots import PLOTTERS
+
     client = tracking.client(uri)
     data = {}
     for run_id in dict.fromkeys(job.run_id for job in jobs):
@@ -139,16 +134,24 @@ def build(
         data[run_id] = {"arrays": arrays, "metrics": tracking.metrics_of(client.get_run(run_id))}
     frame = table(spec, jobs, data)
     figure = PLOTTERS[spec.plot["kind"]](frame, spec.plot, spec.style, spec.title)
-    folder = Path(out) / name
+    folder = Path(out) / spec.name
     folder.mkdir(parents=True, exist_ok=True)
-    files = [folder / f"{name}.csv", folder / f"{name}.png", folder / f"{name}.pdf"]
+    files = [folder / f"{spec.name}.csv", folder / f"{spec.name}.png", folder / f"{spec.name}.pdf"]
     write_csv(frame, files[0])
     figure.savefig(files[1], dpi=spec.style.get("dpi", 150), metadata={"Software": None})
     figure.savefig(files[2], metadata={"CreationDate": None, "Creator": None, "Producer": None})
-    sources = [
-        {"run_id": j.run_id, "config_hash": j.config_hash, "seed": j.seed, **j.factors} for j in jobs
-    ]  # fmt: skip
-    tags = {"harness.figure": name, "harness.figure_hash": spec.digest(),
+    return files
+
+
+def _record(
+    spec: FigureSpec, jobs: list[Job], ran: int, files: list[Path], uri: str, source: Path, cwd: Path
+):  # noqa: ANN202
+    """The figure's run in the ``figures`` experiment (one per figure config, updated by a rebuild):
+    its files, config, source runs, versions and git commit."""
+    from harness import tracking
+    from harness.runner import git_commit, versions
+
+    tags = {"harness.figure": spec.name, "harness.figure_hash": spec.digest(),
             "harness.source_runs": ",".join(dict.fromkeys(j.run_id for j in jobs))[:5000],
             "harness.source_experiment": spec.study}  # fmt: skip
     tags |= {f"version.{k}": v for k, v in versions().items()}
@@ -157,10 +160,10 @@ def build(
         tags[tracking.GIT_COMMIT_TAG] = commit
     figures_id = tracking.prepare(uri, FIGURE_EXPERIMENT)
     before = tracking.run_with_tags(
-        uri, figures_id, {"harness.figure": name, "harness.figure_hash": spec.digest()}
+        uri, figures_id, {"harness.figure": spec.name, "harness.figure_hash": spec.digest()}
     )
     if before is None:  # first build of this config
-        run = tracking.Run.start(uri, figures_id, name, tags | {"harness.builds": "1"})
+        run = tracking.Run.start(uri, figures_id, spec.name, tags | {"harness.builds": "1"})
     else:  # the same config again: its run is updated (artifacts replaced, metrics appended)
         builds = int(before.data.tags.get("harness.builds", "1")) + 1
         run = tracking.reopen(uri, before.info.run_id, tags | {"harness.builds": str(builds)})
@@ -168,17 +171,33 @@ def build(
         flatten({"plot": spec.plot, "style": spec.style}) | {"seeds": spec.seeds, "jobs": len(jobs)}
     )
     run.log_metrics([("jobs_ran", ran, 0), ("jobs_reused", len(jobs) - ran, 0)])
-    for file in files:
-        tracking.log_file(uri, run.run_id, file, "figure")
+    sources = [{"run_id": j.run_id, "config_hash": j.config_hash, "seed": j.seed, **j.factors} for j in jobs]
     with tempfile.TemporaryDirectory() as tmp:
-        listing = Path(tmp) / "sources.json"
-        listing.write_text(json.dumps(sources, indent=1))
-        tracking.log_file(uri, run.run_id, listing, "figure")
-        config = Path(tmp) / f"{name}.yaml"
-        config.write_text(figure_path(args_name).read_text())
-        tracking.log_file(uri, run.run_id, config, "figure")
+        (Path(tmp) / "sources.json").write_text(json.dumps(sources, indent=1))
+        (Path(tmp) / f"{spec.name}.yaml").write_text(source.read_text())
+        for file in [*files, Path(tmp) / "sources.json", Path(tmp) / f"{spec.name}.yaml"]:
+            tracking.log_file(uri, run.run_id, file, "figure")
     run.end()
-    return Built(spec, jobs, ran, len(jobs) - ran, files, run.run_id, figures_id)
+    return run.run_id, figures_id
+
+
+def build(
+    name: str, uri: str | None = None, out: str | Path = "figures", cwd: Path | None = None,
+    launcher: str = "joblib",
+) -> Built:  # fmt: skip
+    """Validate, run what the store lacks, draw, and record the figure's run."""
+    from harness import tracking
+
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    figure_launch.check_launcher(launcher)
+    spec, jobs = prepare_jobs(name)
+    uri = tracking.resolve_uri(uri, cwd)
+    tracking.check_store(uri)
+    experiment_id = tracking.prepare(uri, spec.study)
+    ran = _run_missing(spec, jobs, uri, experiment_id, launcher, cwd)
+    files = _draw(spec, jobs, uri, out)
+    run_id, figures_id = _record(spec, jobs, ran, files, uri, figure_path(name), cwd)
+    return Built(spec, jobs, ran, len(jobs) - ran, files, run_id, figures_id)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,51 @@ def _log_stats(values: np.ndarray, log: bool) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std()), int(ok.sum())
 
 
+def _profile_rows(factors: dict, members: list[Job], data: dict, metric: str) -> list[dict]:
+    """Per layer: mean and std over seeds (of log10 for norms), and for grad_h the mean-field line."""
+    stack = np.stack([data[j.run_id]["arrays"][f"profile_{metric}"] for j in members])
+    pred = ft.prediction(members[0].config) if metric == "grad_h" else None
+    rows = []
+    for layer in range(stack.shape[1]):
+        mean, std, n = _log_stats(stack[:, layer], is_norm(metric))
+        row = factors | {"layer": layer + 1, "mean": mean, "std": std, "n_seeds": n}
+        if metric == "grad_h":  # log10 sqrt(E||dL/dh_l||^2), the mean-field prediction
+            row["theory"] = 0.5 * math.log10(pred.grad_h2[layer]) if pred is not None else math.nan
+        rows.append(row)
+    return rows
+
+
+def _heatmap_rows(factors: dict, members: list[Job], data: dict, metric: str) -> list[dict]:
+    """Per logged step and layer: the mean over seeds of log10 of the statistic."""
+    arrays = [data[j.run_id]["arrays"] for j in members]
+    steps = arrays[0]["steps"]
+    stack = np.stack([a[metric][: len(steps)] for a in arrays])
+    rows = []
+    for s, step in enumerate(steps):
+        for layer in range(stack.shape[2]):
+            mean, _, n = _log_stats(stack[:, s, layer], True)
+            rows.append(factors | {"step": int(step), "layer": layer + 1, "mean": mean, "n_seeds": n})
+    return rows
+
+
+def _summary_row(factors: dict, members: list[Job], data: dict, spec: FigureSpec) -> dict:
+    """A summary metric's mean and std over seeds, whether any seed diverged, and the derived x."""
+    kind, metric = spec.plot["kind"], spec.plot["metric"]
+    values = np.array([data[j.run_id]["metrics"].get(metric, np.nan) for j in members])
+    diverged = max(data[j.run_id]["metrics"].get("diverged", 0.0) for j in members)
+    mean, std, n = _log_stats(values, False)
+    row = factors | {"source": "measured", "mean": mean, "std": std, "n_seeds": n}
+    row["diverged"] = int(diverged)
+    config, x_as = members[0].config, spec.plot.get("x_as")
+    if kind == "lines":
+        row["sigma_w2"] = ft.sigma_w2_of(config)
+    if x_as and x_as not in row:
+        row[x_as] = ft.derived(config, x_as)
+    if kind == "phase":
+        row["critical_x"] = ft.critical_x(config, spec.plot["x"], x_as)
+    return row
+
+
 def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
     """The tidy table of exactly what is plotted: one row per plotted point, seeds aggregated.
 
@@ -35,7 +80,6 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
     import pandas as pd
 
     kind, metric = spec.plot["kind"], spec.plot["metric"]
-    log = is_norm(metric) or kind == "heatmap"
     groups: dict[tuple, list[Job]] = {}
     for job in jobs:
         groups.setdefault(tuple(job.factors.values()), []).append(job)
@@ -43,36 +87,11 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
     for key, members in groups.items():
         factors = dict(zip(spec.factors, key, strict=True))
         if kind == "profile":
-            stack = np.stack([data[j.run_id]["arrays"][f"profile_{metric}"] for j in members])
-            pred = ft.prediction(members[0].config) if metric == "grad_h" else None
-            for layer in range(stack.shape[1]):
-                mean, std, n = _log_stats(stack[:, layer], log)
-                row = factors | {"layer": layer + 1, "mean": mean, "std": std, "n_seeds": n}
-                if metric == "grad_h":  # log10 sqrt(E||dL/dh_l||^2), the mean-field prediction
-                    row["theory"] = 0.5 * math.log10(pred.grad_h2[layer]) if pred is not None else math.nan
-                rows.append(row)
+            rows += _profile_rows(factors, members, data, metric)
         elif kind == "heatmap":
-            arrays = [data[j.run_id]["arrays"] for j in members]
-            steps = arrays[0]["steps"]
-            stack = np.stack([a[metric][: len(steps)] for a in arrays])
-            for s, step in enumerate(steps):
-                for layer in range(stack.shape[2]):
-                    mean, std, n = _log_stats(stack[:, s, layer], log)
-                    rows.append(factors | {"step": int(step), "layer": layer + 1, "mean": mean, "n_seeds": n})
+            rows += _heatmap_rows(factors, members, data, metric)
         else:
-            values = np.array([data[j.run_id]["metrics"].get(metric, np.nan) for j in members])
-            diverged = max(data[j.run_id]["metrics"].get("diverged", 0.0) for j in members)
-            mean, std, n = _log_stats(values, False)
-            row = factors | {"source": "measured", "mean": mean, "std": std, "n_seeds": n}
-            row["diverged"] = int(diverged)
-            config, x_as = members[0].config, spec.plot.get("x_as")
-            if kind == "lines":
-                row["sigma_w2"] = ft.sigma_w2_of(config)
-            if x_as and x_as not in row:
-                row[x_as] = ft.derived(config, x_as)
-            if kind == "phase":
-                row["critical_x"] = ft.critical_x(config, spec.plot["x"], x_as)
-            rows.append(row)
+            rows.append(_summary_row(factors, members, data, spec))
     if kind == "lines" and spec.plot.get("theory"):
         rows += ft.theory_rows(spec, jobs)
     if kind == "phase" and spec.plot.get("overlay"):

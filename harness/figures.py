@@ -151,9 +151,23 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
         cases=cases, sweep={k: list(v) for k, v in sweep.items()}, seeds=list(seeds), plot=plot,
         style=style, title=str(values.get("title") or name),
     )  # fmt: skip
-    needed = {"profile": ["hue", "col"], "heatmap": ["col"], "phase": ["x", "y", "col"],
-              "lines": ["x", "hue", "col"]}[kind]  # fmt: skip
     _check_theory_options(plot, kind, metric)
+    _check_roles(spec, kind)
+    return spec
+
+
+ROLES = {
+    "profile": ["hue", "col"],
+    "heatmap": ["col"],
+    "phase": ["x", "y", "col"],
+    "lines": ["x", "hue", "col"],
+}
+
+
+def _check_roles(spec: FigureSpec, kind: str) -> None:
+    """Each role the kind uses names a factor of the sweep; x (and y) where the kind needs them; a log
+    axis only over positive numbers."""
+    plot, style, needed = spec.plot, spec.style, ROLES[kind]
     for role in ("x", "y", "hue", "col"):
         factor = plot.get(role)
         if factor is None:
@@ -175,7 +189,6 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
         if logged and any(not isinstance(v, int | float) or v <= 0 for v in values):
             raise ConfigError(f"style.log{role}: {factor} has values <= 0 or not numbers; allowed: "
                               f"false, or positive numbers in sweep.{factor}")  # fmt: skip
-    return spec
 
 
 def _check_theory_options(plot: dict, kind: str, metric: str) -> None:

@@ -178,12 +178,8 @@ def _log_result(
     return 0.0
 
 
-def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors: bool) -> tracking.Run:
-    """Create the run, run the study (train-mode series stream into the run as they are measured), log
-    everything, end the run FINISHED. On an error: FAILED (re-raised when ``raise_errors``). On a signal
-    (``KeyboardInterrupt``): everything measured so far is logged, the run ends KILLED, and the
-    exception goes on up."""
-    started = time.perf_counter()
+def _run_tags(config: StudyConfig, ctx: JobContext, cwd: str | Path) -> dict[str, str]:
+    """The job's tags, versions, config hash, seed, mode, git commit and SLURM job."""
     tags = dict(ctx.tags)
     tags |= {f"version.{k}": v for k, v in versions().items()}
     tags |= {"harness.config_hash": config_hash(config), "harness.seed": str(config.seed),
@@ -194,6 +190,36 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
     if os.environ.get("SLURM_JOB_ID"):  # which SLURM job ran it: scancel/sacct/the job's log
         array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
         tags["harness.slurm_job"] = f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
+    return tags
+
+
+def _log_inputs(run: tracking.Run, config: StudyConfig, ctx: JobContext) -> None:
+    """The params, the resolved config and Hydra's own record of the job."""
+    run.log_params(run_params(config, ctx.swept))
+    if ctx.config_yaml:
+        run.log_text(ctx.config_yaml, "config.yaml")
+    if ctx.output_dir is not None:
+        run.log_dir(Path(ctx.output_dir) / ".hydra", "hydra")
+
+
+def _failed(run: tracking.Run, err: Exception, name: str, raise_errors: bool) -> None:
+    """Record the failure (FAILED), and re-raise it or say it in one line."""
+    recorded = _record_failure(run, err)
+    if raise_errors:
+        raise err
+    if not isinstance(err, tracking.StoreError):  # the store's own failure is one line, not a trace
+        traceback.print_exc(file=sys.stderr)
+    where = f"recorded as FAILED in run {run.run_id}" if recorded else "the next launch marks its run lost"
+    processes.say(f"job {name!r} failed ({tracking.first_line(err)}); {where}")
+
+
+def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors: bool) -> tracking.Run:
+    """Create the run, run the study (train-mode series stream into the run as they are measured), log
+    everything, end the run FINISHED. On an error: FAILED (re-raised when ``raise_errors``). On a signal
+    (``KeyboardInterrupt``): everything measured so far is logged, the run ends KILLED, and the
+    exception goes on up."""
+    started = time.perf_counter()
+    tags = _run_tags(config, ctx, cwd)
     t = config.tracking
     picks = layer_picks(config.model.depth, t.max_layers)
     line = JobLine(ctx.label or ctx.run_name, ctx.live)
@@ -202,11 +228,7 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
     streamed = [-1]  # the last training step handed to the stream
     result, done = None, set()
     try:
-        run.log_params(run_params(config, ctx.swept))
-        if ctx.config_yaml:
-            run.log_text(ctx.config_yaml, "config.yaml")
-        if ctx.output_dir is not None:
-            run.log_dir(Path(ctx.output_dir) / ".hydra", "hydra")
+        _log_inputs(run, config, ctx)
 
         def on_log(step: int, stats: dict, loss: float, accuracy: float) -> None:
             with processes.deferred():  # rows handed over and the step noted, or neither
@@ -235,15 +257,7 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
         raise
     except Exception as err:
         line.interrupt()
-        recorded = _record_failure(run, err)
-        if raise_errors:
-            raise
-        if not isinstance(err, tracking.StoreError):  # the store's own failure is one line, not a trace
-            traceback.print_exc(file=sys.stderr)
-        where = (
-            f"recorded as FAILED in run {run.run_id}" if recorded else "the next launch marks its run lost"
-        )
-        processes.say(f"job {ctx.run_name!r} failed ({tracking.first_line(err)}); {where}")
+        _failed(run, err, ctx.run_name, raise_errors)
         return run
     run.end("FINISHED")
     line.finish(said)

@@ -203,6 +203,36 @@ class Prediction:
     grad_h_logvar: np.ndarray  # Var[log(||dL/dh_l||^2 / ||dL/dh_D||^2)] of one sample at finite width
 
 
+def _plain_layer(
+    activation: str, init: str, scale: float, sb2: float, fan_in: int, fan_out: int, p: float
+) -> tuple:
+    """A plain layer: its q, chi, what it adds to the Jacobian's relative variance and to the
+    finite-width log-norm variance, and the second moment it passes on."""
+    sw2 = sigma_w2(init, fan_in, fan_out, scale)
+    v_w = 0.0 if init == "orthogonal" else 1.0
+    q = sw2 * p + sb2
+    d1, d2 = slope_moment(activation, q, 2), slope_moment(activation, q, 4)
+    kurtosis = d2 / d1**2 - 1 if d1 > 0 else math.inf
+    log_var = v_w * trigamma(fan_in / 2) + 3 * kurtosis / fan_out
+    return q, sw2 * d1, v_w + kurtosis, log_var, second_moment(activation, q)
+
+
+def _residual_layer(
+    activation: str, init: str, scale: float, sb2: float, fan_in: int, fan_out: int, p: float, alpha: float,
+    block_layers: int,
+) -> tuple:  # fmt: skip
+    """A residual block h + alpha F(h): its branch's last q, its chi, and the second moment it passes on."""
+    sw2 = sigma_w2(init, fan_in, fan_out, scale)
+    qk, branch_chi, inner_in = 0.0, 1.0, p
+    for k in range(block_layers):
+        sk = sw2 if k == 0 else sigma_w2(init, fan_out, fan_out, scale)
+        qk = sk * inner_in + sb2
+        branch_chi *= sk * slope_moment(activation, qk)
+        inner_in = second_moment(activation, qk)
+    shortcut = 1.0 if fan_in == fan_out else sigma_w2(init, fan_in, fan_out, scale)
+    return qk, shortcut + alpha**2 * branch_chi, shortcut * p + alpha**2 * inner_in
+
+
 def predict(
     activation: str,
     widths: list[int],
@@ -222,7 +252,6 @@ def predict(
     under the probe loss with v ~ N(0, 1) of shape (batch, output_dim)."""
     init = canonical_init(init)
     sb2 = bias_std**2
-    v_w = 0.0 if init == "orthogonal" else 1.0
     dims = [input_dim, *widths]
     depth = len(widths)
     q, chis, rel_var = np.zeros(depth), np.zeros(depth), 0.0
@@ -230,27 +259,16 @@ def predict(
     p = input_moment  # second moment of the stream entering the block
     for l in range(depth):  # noqa: E741
         fan_in, fan_out = dims[l], dims[l + 1]
-        sw2 = sigma_w2(init, fan_in, fan_out, init_scale)
         if not skip:
-            q[l] = sw2 * p + sb2
-            d1, d2 = slope_moment(activation, q[l], 2), slope_moment(activation, q[l], 4)
-            chis[l] = sw2 * d1
-            rel_var += v_w + (d2 / d1**2 - 1 if d1 > 0 else math.inf)
-            log_var[l] = v_w * trigamma(fan_in / 2) + 3 * (d2 / d1**2 - 1 if d1 > 0 else math.inf) / fan_out
-            p = second_moment(activation, q[l])
-            continue
-        qk, branch_chi, inner_in = 0.0, 1.0, p
-        for k in range(block_layers):
-            sk = sw2 if k == 0 else sigma_w2(init, fan_out, fan_out, init_scale)
-            qk = sk * inner_in + sb2
-            branch_chi *= sk * slope_moment(activation, qk)
-            inner_in = second_moment(activation, qk)
-        q[l] = qk
-        shortcut = 1.0 if fan_in == fan_out else sigma_w2(init, fan_in, fan_out, init_scale)
-        chis[l] = shortcut + alpha**2 * branch_chi
-        p = shortcut * p + alpha**2 * inner_in
-        rel_var = float("nan")  # free-probability spread is for plain networks only
-        log_var[l] = math.nan  # and the finite-width spread
+            q[l], chis[l], spread, log_var[l], p = _plain_layer(
+                activation, init, init_scale, sb2, fan_in, fan_out, p
+            )
+            rel_var += spread
+        else:
+            q[l], chis[l], p = _residual_layer(activation, init, init_scale, sb2, fan_in, fan_out, p, alpha,
+                                               block_layers)  # fmt: skip
+            rel_var = float("nan")  # free-probability spread is for plain networks only
+            log_var[l] = math.nan  # and the finite-width spread
     out = sigma_w2(init, dims[-1], output_dim, init_scale)
     grad = np.zeros(depth)
     grad[-1] = batch * output_dim * out  # dh_D = v W_out^T
