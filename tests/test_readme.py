@@ -68,3 +68,28 @@ def test_readme_gallery_shows_every_shipped_figure():
     assert pictures == set(shipped())
     for name in pictures:  # committed, and a real PNG
         assert (README.parent / "docs" / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_readme_key_table_is_the_schema():
+    """The README's table of every key is the schema's (harness.config), default by default: a key
+    added, removed or re-defaulted in the dataclasses must show in the README."""
+    from harness.config import key_table
+
+    text = README.read_text()
+    table = text.split("<!-- keys: harness.config.key_table() -->\n", 1)[1].split("\n<!-- /keys -->", 1)[0]
+    assert table == key_table()
+
+
+def test_help_lists_every_key_with_its_default():
+    """``harness --help`` shows the same table (from the schema), and the composed default config."""
+    import subprocess
+    import sys
+
+    from harness.config import StudyConfig
+    from harness.schema import keys
+
+    out = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+    for name, default, _, _ in keys(StudyConfig):
+        shown = "null" if default is None else str(default).lower() if isinstance(default, bool) else default
+        assert f"| `{name}` | `{shown}` |" in out, name
