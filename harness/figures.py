@@ -30,42 +30,45 @@ TRAIN_ONLY, INIT_ONLY, PHASE_THEORY = only_in("train"), only_in("init"), phase_t
 
 @dataclass
 class PlotConfig:
-    """``plot:`` of a figure config (README: "Figure options"); a role names a factor of the sweep."""
+    """``plot:`` of a figure config (README: "Figure options"); a role names a factor of the sweep.
+    A key left out is None (leave it out rather than write null)."""
 
-    kind: Literal[KINDS] | None = key(None, "profile, phase, lines or heatmap")  # type: ignore[valid-type]
-    metric: str | None = key(None, "a statistic (profile, heatmap) or a summary metric (phase, lines)")
-    x: str | None = key(None, "the factor on x (phase, lines)")
-    y: str | None = key(None, "the factor on y (phase)")
-    hue: str | None = key(None, "one line per value (profile, lines)")
-    col: str | None = key(None, "one panel per value")
+    kind: Literal[KINDS] = key(doc="profile, phase, lines or heatmap")  # type: ignore[valid-type]
+    metric: str = key(doc="a statistic (profile, heatmap) or a summary metric (phase, lines)")
+    x: str = key(None, "the factor on x (phase, lines)")
+    y: str = key(None, "the factor on y (phase)")
+    hue: str = key(None, "one line per value (profile, lines)")
+    col: str = key(None, "one panel per value")
     theory: bool = key(False, "lines: the mean-field prediction beside the measurement")
-    x_as: Literal["sigma_w2", "chi1"] | None = key(None, "lines, phase: x in a derived unit")
-    overlay: list[str] | None = key(None, 'phase with y model.depth: curves like "6 xi_c"')
-    trainable: float | None = key(None, "phase with y model.depth: the trainable depth at this threshold")
+    x_as: Literal["sigma_w2", "chi1"] = key(None, "lines, phase: x in a derived unit")
+    overlay: list[str] = key(None, 'phase with y model.depth: curves like "6 xi_c"')
+    trainable: float = key(None, "phase with y model.depth: the trainable depth at this threshold")
 
 
 @dataclass
 class StyleConfig:
-    width: float | None = key(None, "inches (default 4.2 per panel)")
-    height: float | None = key(None, "inches (default 3.8)")
-    logy: bool | None = key(None, "log y axis (default: for norms; phase: values spanning x8)")
-    logx: bool | None = key(None, "log x axis (phase: default for values spanning x8)")
-    title: str | None = key(None, "the figure's title (default: the config's title)")
-    palette: str | None = key(None, "a seaborn palette (default colorblind)")
-    dpi: int | None = key(None, "the PNG's resolution (default 150)")
+    """``style:`` of a figure config; a key left out takes the default named here."""
+
+    width: float = key(None, "inches (default 4.2 per panel)")
+    height: float = key(None, "inches (default 3.8)")
+    logy: bool = key(None, "log y axis (default: for norms; phase: values spanning x8)")
+    logx: bool = key(None, "log x axis (phase: default for values spanning x8)")
+    title: str = key(None, "the figure's title (default: the config's title)")
+    palette: str = key(None, "a seaborn palette (default colorblind)")
+    dpi: int = key(None, "the PNG's resolution (default 150)")
 
 
 @dataclass
 class FigureConfig:
     """A figure config's shape: ``conf/figure/<name>.yaml``."""
 
-    title: str | None = key(None, "the figure's title")
-    study: str | None = key(None, "the study (MLflow experiment) of its runs (default figure_<name>)")
-    base: dict[str, Any] | None = key(None, "overrides every job shares")
-    cases: list[Any] | None = key(None, "named sets of overrides, each a mapping (label: its name)")
-    sweep: dict[str, Any] | None = key(None, "factor -> list of values: the product is swept")
-    seeds: list[int] | None = key(None, "seeds per point (default [0])")
-    plot: PlotConfig = key(factory=PlotConfig)
+    plot: PlotConfig
+    title: str = key(None, "the figure's title")
+    study: str = key(None, "the study (MLflow experiment) of its runs (default figure_<name>)")
+    base: dict[str, Any] = key(None, "overrides every job shares")
+    cases: list[Any] = key(None, "named sets of overrides, each a mapping (label: its name)")
+    sweep: dict[str, Any] = key(None, "factor -> list of values: the product is swept")
+    seeds: list[int] = key(None, "seeds per point (default [0])")
     style: StyleConfig = key(factory=StyleConfig)
 
 
@@ -122,9 +125,7 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
         raise ConfigError(f"figure {name}: expected a mapping of {', '.join(FigureConfig.__annotations__)}")
     build(FigureConfig, values)  # keys and types; the spec keeps the values as written (its digest)
     plot, style = dict(values.get("plot") or {}), dict(values.get("style") or {})
-    kind, metric = plot.get("kind"), plot.get("metric")
-    if kind is None:
-        raise ConfigError(f"plot.kind: missing; allowed: {', '.join(KINDS)}")
+    kind, metric = plot["kind"], plot["metric"]
     allowed = STATS if kind in ("profile", "heatmap") else tuple(SUMMARIES)
     if metric not in allowed:
         raise ConfigError(

@@ -45,6 +45,8 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
+# A signal handler belongs to the process, not to an object: the one piece of module state the harness
+# keeps on purpose (what was received, whether writes defer it, what to call when it arrives).
 _state = {"received": None, "deferring": 0, "pending": None, "on_signal": None}
 _chained: dict[int, Callable] = {}  # SIGUSR2's handler from before ``install`` (submitit's), run after a stop
 

@@ -37,6 +37,8 @@ def describe(tp: Any) -> str:
         return "a list"
     if origin is dict:
         return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping of " + ", ".join(f.name for f in dataclasses.fields(tp))
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
             type(None): "null"}.get(tp, str(tp))  # fmt: skip
 
@@ -96,6 +98,9 @@ def build(cls: type, values: Any, prefix: str = "", missing_hint: dict[str, str]
         raise ConfigError(
             f"{prefix}{unknown[0]}: unknown key; allowed keys: {', '.join(prefix + n for n in names)}"
         )
+    for f in dataclasses.fields(cls):
+        if f.name not in values and f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"{prefix}{f.name}: missing; allowed: {describe(hints[f.name])}")
     kwargs = {}
     for name in (n for n in names if n in values):
         tp, value = hints[name], values[name]

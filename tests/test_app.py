@@ -2,11 +2,9 @@
 real SQLite MLflow store in a temporary folder, with Hydra's basic and joblib launchers. No mocks."""
 
 import csv
+import importlib.metadata
 import json
 import math
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,39 +14,20 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.story import KEY_METRICS, verdict
+from tests.conftest import assert_nothing_misfiled, children_of, client, harness, store_path
 
 DEBUG = ["debug=default", "gradcheck=directional"]
 
 
-def harness(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def store(cwd: Path) -> MlflowClient:
-    db = cwd / "mlruns" / "mlflow.db"
-    assert db.is_file(), "the default store is mlruns/mlflow.db under the working directory"
-    return MlflowClient(f"sqlite:///{db}")
+    assert store_path(cwd).is_file(), "the default store is mlruns/mlflow.db under the working directory"
+    return client(cwd)
 
 
 def runs_of(client: MlflowClient, experiment: str):
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"no experiment {experiment!r}"
     return exp, client.search_runs([exp.experiment_id], max_results=1000)
-
-
-def assert_nothing_misfiled(client: MlflowClient):
-    assert client.search_runs(["0"]) == [], "runs landed in the Default experiment"
-    every = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
-    assert all(r.info.status != "RUNNING" for r in every), "a run was left RUNNING"
 
 
 def test_single_run(tmp_path):
@@ -74,7 +53,7 @@ def test_single_run(tmp_path):
     tags = run.data.tags
     assert tags["harness.overrides"] == "debug=default gradcheck=directional study=single model.depth=5"
     assert tags["harness.seed"] == "0" and len(tags["harness.config_hash"]) == 16
-    assert tags["version.numpy"] and tags["version.mlflow"].startswith("3.17")
+    assert tags["version.numpy"] and tags["version.mlflow"] == importlib.metadata.version("mlflow")
     m = run.data.metrics
     for key in ("grad_ratio_log10", "grad_h_slope", "grad_norm_min", "grad_norm_max",
                 "gradcheck_max_rel_error", "diverged"):  # fmt: skip
@@ -113,7 +92,7 @@ def test_multirun_parent_and_named_children(tmp_path, launcher):
     client = store(tmp_path)
     _, runs = runs_of(client, "sweep")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    children = children_of(runs)
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
     assert parent.info.status == "FINISHED"
@@ -144,8 +123,7 @@ def test_the_sweep_tells_its_story_in_the_store_and_on_the_terminal(tmp_path):
     client = store(tmp_path)
     exp, runs = runs_of(client, "story")
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = sorted((r for r in runs if "mlflow.parentRunId" in r.data.tags),
-                      key=lambda r: int(r.data.tags["harness.job_num"]))  # fmt: skip
+    children = sorted(children_of(runs), key=lambda r: int(r.data.tags["harness.job_num"]))
     names = [c.info.run_name for c in children]
     assert names == ["relu xavier D=3 plain", "tanh xavier D=3 plain", "relu xavier D=12 plain",
                      "tanh xavier D=12 plain"]  # fmt: skip
@@ -227,7 +205,7 @@ def test_diverging_job_is_recorded_and_the_sweep_ends_normally(tmp_path):
     assert out.returncode == 0, out.stderr
     client = store(tmp_path)
     _, runs = runs_of(client, "boom")
-    children = {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    children = {r.info.run_name: r for r in children_of(runs)}
     assert set(children) == {"relu he D=30 plain", "relu he*1000 D=30 plain"}
     assert all(r.info.status == "FINISHED" for r in runs)
     assert children["relu he D=30 plain"].data.metrics["diverged"] == 0
@@ -259,7 +237,7 @@ def test_a_failing_job_fails_its_child_and_parent_but_not_the_others(tmp_path):
     client = store(tmp_path)
     _, runs = runs_of(client, "fail")
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
-    statuses = sorted(r.info.status for r in runs if "mlflow.parentRunId" in r.data.tags)
+    statuses = sorted(r.info.status for r in children_of(runs))
     assert parent.info.status == "FAILED" and statuses == ["FAILED", "FINISHED"]
     failed = next(r for r in runs if r.info.status == "FAILED" and r is not parent)
     assert "MemoryError" in failed.data.tags["harness.error"]
@@ -294,7 +272,7 @@ def test_bad_config_one_line_no_run(tmp_path, args, message):
 
 def test_bad_config_leaves_an_existing_store_untouched(tmp_path):
     assert harness(tmp_path, "debug=default", "study=keep", "gradcheck=off").returncode == 0
-    db = tmp_path / "mlruns" / "mlflow.db"
+    db = store_path(tmp_path)
     before = db.read_bytes()
     assert harness(tmp_path, "-m", "study=keep", "model.norm=none,group").returncode == 2
     assert db.read_bytes() == before

@@ -30,9 +30,14 @@ def test_spirals_are_two_balanced_classes():
     d = _load(name="spirals", n_train=4000, n_test=10, noise=0.0)
     share = d.y_train.mean()
     assert abs(share - 0.5) < 5 * np.sqrt(0.25 / 4000)  # binomial standard error
-    # the two arms are point reflections of each other
+    # without noise a class-0 point is r (cos 3 pi r, sin 3 pi r) with r = |x| in [0, 1] (1.5 turns), and
+    # a class-1 point is that arm reflected through the origin. r comes out of a few roundings (< 8 ulps
+    # of 1), which the angle 3 pi r multiplies by 3 pi and the radius passes on: (3 pi + 1) 8 eps.
     r = np.linalg.norm(d.x_train, axis=1)
-    assert r.max() <= 1.0 + 1e-12
+    assert r.max() <= 1.0 + 8 * np.finfo(float).eps
+    arm = r[:, None] * np.stack([np.cos(3 * np.pi * r), np.sin(3 * np.pi * r)], axis=1)
+    reflected = np.where(d.y_train == 0, 1.0, -1.0)[:, None] * arm
+    np.testing.assert_allclose(d.x_train, reflected, rtol=0, atol=(3 * np.pi + 1) * 8 * np.finfo(float).eps)
 
 
 def test_npz_and_csv_files(tmp_path):

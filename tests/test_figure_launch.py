@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from harness.config import ConfigError
 from harness.figure_launch import blocks, check_launcher, command
 from harness.figures import jobs_of, parse_figure
+from tests.conftest import environment, figure, runs
 
 SPEC = parse_figure("f", {
     "sweep": {"model.depth": [2, 3, 4], "model.init_scale": [0.5, 1.0]}, "seeds": [0, 1],
@@ -73,12 +73,6 @@ plot: {kind: lines, metric: grad_h_slope, x: model.init_scale}
 """
 
 
-def _runs(cwd: Path) -> list:
-    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("fig_signal")
-    return [] if exp is None else client.search_runs([exp.experiment_id])
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -102,9 +96,9 @@ def _descendants(pid: int) -> list[int]:
 def test_a_signal_stops_the_figure_records_its_runs_and_the_rerun_finishes(tmp_path, signum):
     config = tmp_path / "sig.yaml"
     config.write_text(FIGURE)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.figure_cli", str(config)], cwd=tmp_path, env=env,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "harness.figure_cli", str(config)], cwd=tmp_path,
+                            env=environment(), stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
@@ -122,17 +116,16 @@ def test_a_signal_stops_the_figure_records_its_runs_and_the_rerun_finishes(tmp_p
     assert f"harness-figure: stopped by {signal.Signals(signum).name}" in err
     time.sleep(1)
     assert not [p for p in family if _alive(p)]  # no child left behind
-    runs = _runs(tmp_path)
-    statuses = sorted(r.info.status for r in runs if r.data.tags.get("harness.kind") != "sweep")
-    parent = [r for r in runs if r.data.tags.get("harness.kind") == "sweep"]
+    found = runs(tmp_path, "fig_signal")
+    statuses = sorted(r.info.status for r in found if r.data.tags.get("harness.kind") != "sweep")
+    parent = [r for r in found if r.data.tags.get("harness.kind") == "sweep"]
     # stopped part-way; a job the signal caught is KILLED with what it measured, never left RUNNING
     assert 1 <= statuses.count("FINISHED") < 4 and set(statuses) <= {"FINISHED", "KILLED"}
     assert len(parent) == 1 and parent[0].info.status == "KILLED"
-    finished = {r.info.run_id for r in runs if r.info.status == "FINISHED"}
-    again = subprocess.run([sys.executable, "-m", "harness.figure_cli", str(config)], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    finished = {r.info.run_id for r in found if r.info.status == "FINISHED"}
+    again = figure(tmp_path, str(config))
     assert again.returncode == 0, again.stderr
     # only the jobs without a FINISHED run ran again; every run measured before the signal is kept
     assert f"ran {4 - len(finished)} job(s), reused {len(finished)} run(s)" in again.stderr
-    kept = {r.info.run_id for r in _runs(tmp_path) if r.info.status == "FINISHED"}
+    kept = {r.info.run_id for r in runs(tmp_path, "fig_signal") if r.info.status == "FINISHED"}
     assert finished <= kept

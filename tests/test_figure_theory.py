@@ -11,6 +11,7 @@ from harness import correlation, figure_theory
 from harness.config import ConfigError
 from harness.figures import parse_figure
 from harness.sweep_plots import phase_figure
+from tests.conftest import figure
 
 PHASE = {"kind": "phase", "metric": "final_train_accuracy", "x": "model.init_scale", "y": "model.depth"}
 
@@ -88,7 +89,7 @@ def test_a_log_axis_needs_positive_values():
             {"kind": "profile", "metric": "grad_h", "x_as": "sigma_w2"},
             "^plot.x_as: kind=profile has no factor on x",
         ),
-        (PHASE | {"x_as": "q_star"}, "^plot.x_as: got 'q_star'; allowed: sigma_w2, chi1"),
+        (PHASE | {"x_as": "q_star"}, "^plot.x_as: got 'q_star'; allowed: one of: sigma_w2, chi1"),
         (
             PHASE | {"overlay": ["six xi_c"]},
             "^plot.overlay: got 'six xi_c'; allowed: '<n> xi_c' or '<n> xi_q'",
@@ -129,9 +130,6 @@ def test_any_logged_summary_is_a_metric_and_its_mode_is_checked(tmp_path, monkey
 
 
 def test_a_phase_figure_end_to_end_with_overlays_and_trainable_depth(tmp_path):
-    import subprocess
-    import sys
-
     import yaml
 
     config = tmp_path / "band.yaml"
@@ -144,8 +142,7 @@ def test_a_phase_figure_end_to_end_with_overlays_and_trainable_depth(tmp_path):
         "plot": {"kind": "phase", "metric": "grad_h_ratio_log10", "x": "model.init_scale", "x_as": "sigma_w2",
                  "y": "model.depth", "overlay": ["6 xi_c", "1 xi_q"], "trainable": -0.5},
     }))  # fmt: skip
-    out = subprocess.run([sys.executable, "-m", "harness.figure_cli", str(config), "--launcher", "basic"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = figure(tmp_path, str(config), "--launcher", "basic")
     assert out.returncode == 0, out.stderr
     frame = pd.read_csv(tmp_path / "figures" / "band" / "band.csv")
     counts = frame["source"].value_counts().to_dict()

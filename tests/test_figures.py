@@ -1,18 +1,15 @@
 """Figures from configs: validation before any work, byte-identical rebuilds, no needless jobs."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 
-from harness.config import ConfigError
+from harness.config import ConfigError, config_hash
 from harness.figure_cli import prepare_jobs, shipped
 from harness.figures import parse_figure
+from tests.conftest import client, figure, runs, store_path
 
 SMALL = """
 title: small
@@ -29,27 +26,22 @@ plot: {kind: profile, metric: grad_h, hue: case, col: model.depth}
 """
 
 
-def figure(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.run([sys.executable, "-m", "harness.figure_cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-
-
 def runs_in(cwd: Path, experiment: str, kind: str = "job") -> list:
     """The experiment's runs of one kind: "job" (a sweep's children), "sweep" (their parents), or "all"."""
-    client = MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name(experiment)
-    runs = [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+    every = runs(cwd, experiment)
     if kind == "all":
-        return runs
-    return [r for r in runs if (r.data.tags.get("harness.kind") == "sweep") == (kind == "sweep")]
+        return every
+    return [r for r in every if (r.data.tags.get("harness.kind") == "sweep") == (kind == "sweep")]
 
 
 @pytest.mark.parametrize("name", shipped())
 def test_every_shipped_figure_validates_without_a_store(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec, jobs = prepare_jobs(name)
-    assert jobs and all(job.config is not None and len(job.config_hash) == 16 for job in jobs)
+    assert jobs and all(len(job.config_hash) == 16 for job in jobs)
+    # each job's config is what its overrides compose (the figure's study, the job's own seed), hashed
+    assert [(j.config.study, j.config.seed) for j in jobs] == [(spec.study, j.seed) for j in jobs]
+    assert all(job.config_hash == config_hash(job.config) for job in jobs)
     assert len({job.config_hash for job in jobs}) == len(jobs)  # every job is a different run
     assert not (tmp_path / "mlruns").exists()
 
@@ -68,8 +60,9 @@ def test_build_twice_identical_csv_and_no_new_jobs(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "ran 8 job(s), reused 0 run(s)" in out.stderr
     csv = first / "figures" / "small" / "small.csv"
-    assert (first / "figures" / "small" / "small.png").stat().st_size > 0
-    assert (first / "figures" / "small" / "small.pdf").stat().st_size > 0
+    folder = first / "figures" / "small"
+    assert (folder / "small.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the PNG signature
+    assert (folder / "small.pdf").read_bytes()[:5] == b"%PDF-"  # the PDF header
     # the same figure into an empty store: the same bytes
     out = figure(second, str(config))
     assert out.returncode == 0, out.stderr
@@ -93,8 +86,7 @@ def test_build_twice_identical_csv_and_no_new_jobs(tmp_path):
     sources = set(run.data.tags["harness.source_runs"].split(","))
     assert sources == {r.info.run_id for r in runs_in(first, "fig_small")}
     assert len(run.data.tags["harness.figure_hash"]) == 16 and run.data.tags["version.numpy"]
-    client = MlflowClient(f"sqlite:///{first / 'mlruns' / 'mlflow.db'}")
-    logged = {a.path for a in client.list_artifacts(run.info.run_id, "figure")}
+    logged = {a.path for a in client(first).list_artifacts(run.info.run_id, "figure")}
     assert logged == {
         f"figure/{f}" for f in ("small.csv", "small.png", "small.pdf", "sources.json", "small.yaml")
     }
@@ -129,7 +121,7 @@ def test_build_twice_identical_csv_and_no_new_jobs(tmp_path):
         ),
         (
             {"plot": {"kind": "pie", "metric": "grad_h"}},
-            "plot.kind: got 'pie'; allowed: profile, phase, lines, heatmap",
+            "plot.kind: got 'pie'; allowed: one of: profile, phase, lines, heatmap",
         ),
     ],
 )
@@ -147,7 +139,7 @@ def test_bad_config_leaves_an_existing_store_untouched(tmp_path):
     good = tmp_path / "small.yaml"
     good.write_text(SMALL)
     assert figure(tmp_path, str(good), "--launcher", "basic").returncode == 0
-    db = tmp_path / "mlruns" / "mlflow.db"
+    db = store_path(tmp_path)
     before = db.read_bytes()
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMALL.replace("model.depth: [2, 3]", "model.depth: [2, 0]"))
@@ -158,7 +150,7 @@ def test_bad_config_leaves_an_existing_store_untouched(tmp_path):
 
 def test_parse_figure_rejects_unknown_keys_and_roles():
     base = {"plot": {"kind": "profile", "metric": "grad_h"}, "sweep": {"model.depth": [2]}}
-    with pytest.raises(ConfigError, match="^colour: unknown key in figure f"):
+    with pytest.raises(ConfigError, match="^colour: unknown key; allowed keys: plot, title, study"):
         parse_figure("f", base | {"colour": "red"})
     with pytest.raises(ConfigError, match="^plot.x: not used by kind=profile"):
         parse_figure("f", base | {"plot": {"kind": "profile", "metric": "grad_h", "x": "model.depth"}})
@@ -222,5 +214,5 @@ def test_theory_options_are_validated():
         parse_figure("f", base)
     lines = {"plot": {"kind": "lines", "metric": "grad_h_slope", "x": "model.depth", "x_as": "sigma_b2"},
              "sweep": {"model.depth": [2]}}  # fmt: skip
-    with pytest.raises(ConfigError, match="^plot.x_as: got 'sigma_b2'; allowed: sigma_w2"):
+    with pytest.raises(ConfigError, match="^plot.x_as: got 'sigma_b2'; allowed: one of: sigma_w2, chi1"):
         parse_figure("f", lines)

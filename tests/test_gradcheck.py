@@ -6,8 +6,8 @@ import pytest
 
 from harness.gradcheck import check_function, check_layer, check_loss, check_network, plant_error
 from harness.nn import Activation, Linear, LinearProbe, MSELoss, NetworkSpec, Sequential, build_network
+from tests.conftest import MODES
 
-MODES = ["entries", "directional"]
 DEPTH = 5
 
 

@@ -12,15 +12,19 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import processes
+from tests.conftest import (
+    assert_nothing_misfiled,
+    children_of,
+    client,
+    environment,
+    harness,
+    runs,
+    store_path,
+    wait_for,
+)
 
 LONG_TRAIN = ["debug=default", "mode=train", "data=spirals", "loss=cross_entropy", "gradcheck=off",
               "train.steps=1000000", "train.log_every=50", "tracking.flush_seconds=0.2"]  # fmt: skip
-
-
-def environment() -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    return env
 
 
 def start(cwd: Path, *args: str) -> subprocess.Popen:
@@ -29,32 +33,6 @@ def start(cwd: Path, *args: str) -> subprocess.Popen:
         [sys.executable, "-m", "harness", *args], cwd=cwd, env=environment(), start_new_session=True,
         stdout=open(cwd / "stdout.txt", "a"), stderr=open(cwd / "stderr.txt", "a"),
     )  # fmt: skip
-
-
-def harness(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=environment(),
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
-
-
-def client(cwd: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
-
-
-def runs(cwd: Path, study: str) -> list:
-    c = client(cwd)
-    exp = c.get_experiment_by_name(study)
-    return [] if exp is None else c.search_runs([exp.experiment_id], max_results=5000)
-
-
-def wait_for(predicate, timeout: float = 120.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def children_of(all_runs: list) -> list:
-    return [r for r in all_runs if "mlflow.parentRunId" in r.data.tags]
 
 
 def running_with_rows(cwd: Path, study: str, n: int, rows: int = 1) -> list:
@@ -66,13 +44,6 @@ def running_with_rows(cwd: Path, study: str, n: int, rows: int = 1) -> list:
         if active and len(c.get_metric_history(r.info.run_id, "train/loss")) >= rows:
             found.append(r)
     return found if len(found) >= n else []
-
-
-def no_run_left_running(cwd: Path) -> None:
-    c = client(cwd)
-    every = c.search_runs([e.experiment_id for e in c.search_experiments()], max_results=5000)
-    assert all(r.info.status != "RUNNING" for r in every), "a run was left RUNNING"
-    assert c.search_runs(["0"]) == [], "runs landed in the Default experiment"
 
 
 def stderr_lines(cwd: Path) -> list[str]:
@@ -109,7 +80,7 @@ def test_a_signal_ends_the_job_killed_with_its_metrics_and_the_parent_killed(tmp
         assert steps[-1] == int(run.data.tags["harness.completed"].split()[1])  # kept up to the stop
         assert run.data.metrics["final_loss"] == pytest.approx(history[-1].value if steps else 0)
         assert {a.path for a in client(tmp_path).list_artifacts(run_id)} >= {"arrays", "config.yaml"}
-    no_run_left_running(tmp_path)
+    assert_nothing_misfiled(client(tmp_path))
 
 
 def test_an_interrupted_init_study_keeps_the_draws_it_finished(tmp_path):
@@ -127,7 +98,7 @@ def test_an_interrupted_init_study_keeps_the_draws_it_finished(tmp_path):
     assert run.data.tags["mlflow.note.content"].startswith(
         f"stopped by SIGTERM after {draws} of 100000 draws: "
     )
-    no_run_left_running(tmp_path)
+    assert_nothing_misfiled(client(tmp_path))
 
 
 def _kill_midway(cwd: Path, args: list[str], study: str) -> list:
@@ -176,7 +147,7 @@ def test_kill_9_then_resume_runs_exactly_the_unfinished_jobs(tmp_path, launcher)
     lost = [r for r in children_of(after) if r.info.status != "FINISHED"]
     assert {r.info.run_id for r in lost} == unfinished
     assert all(r.info.status in ("FAILED", "KILLED") for r in lost)
-    no_run_left_running(tmp_path)
+    assert_nothing_misfiled(client(tmp_path))
     again = harness(tmp_path, *args, "resume=true")  # nothing left to do
     assert again.returncode == 0 and "5 skipped as already FINISHED, 0 run now" in again.stderr
 
@@ -184,7 +155,7 @@ def test_kill_9_then_resume_runs_exactly_the_unfinished_jobs(tmp_path, launcher)
 def test_resume_refuses_other_overrides_and_a_single_run_is_skipped(tmp_path):
     base = ["study=refuse", "debug=default", "gradcheck=off"]
     assert harness(tmp_path, "-m", *base, "model.depth=2,3").returncode == 0
-    db = tmp_path / "mlruns" / "mlflow.db"
+    db = store_path(tmp_path)
     stored = db.read_bytes()
     out = harness(tmp_path, "-m", *base, "model.depth=2,3,4", "resume=true")
     assert out.returncode == 2
@@ -225,7 +196,7 @@ def test_concurrent_launches_on_a_brand_new_store(tmp_path):
         assert rows == {4}
         assert len({r.data.metrics["grad_h_ratio_log10"] for r in every}) == 4  # four seeds, four numbers
         assert len(list((cwd / "outputs").glob("*/*"))) == 4  # no shared output folder
-        no_run_left_running(cwd)
+        assert_nothing_misfiled(client(cwd))
         healthy = harness(cwd, "study=crowd0", "debug=default", "gradcheck=off", "seed=99")
         assert healthy.returncode == 0, healthy.stderr  # the store is still usable
 
@@ -373,4 +344,4 @@ def test_a_200_job_joblib_sweep(tmp_path):
     counts = {len(c.get_metric_history(r.info.run_id, "profile/grad_h")) for r in kids}
     assert counts == {4}
     assert len({len(r.data.metrics) for r in kids}) == 1  # identical metric keys in every child
-    no_run_left_running(tmp_path)
+    assert_nothing_misfiled(client(tmp_path))

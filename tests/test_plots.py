@@ -1,8 +1,10 @@
 """Figures: arrays in, figure out; log scales; NaN/Inf never crash a plot."""
 
 import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
 
-from harness.plots import gradcheck_figure, gradient_flow_figure, heatmap_figure
+from harness.plots import gradcheck_figure, gradient_flow_figure, heatmap_figure, jacobian_figure
 
 
 def test_gradient_flow_figure_has_three_curves_on_log_scale():
@@ -24,20 +26,32 @@ def test_heatmap_and_gradcheck_figures_handle_nan_and_inf():
     values[3, 0] = np.inf
     fig = heatmap_figure(np.arange(0, 50, 10), values)
     assert len(fig.axes) == 2  # the map and its colour bar
-    fig = gradcheck_figure(["layer1", "layer2", "readout"], np.array([1e-10, 3e-6, np.nan]), 1e-7)
+    mesh = fig.axes[0].collections[0]
+    shown = mesh.get_array()  # layer x step: the input transposed, NaN and Inf masked, nothing else
+    expected = np.ma.masked_invalid(values.T)
+    assert shown.shape == (3, 5) and np.array_equal(np.ma.getmaskarray(shown), expected.mask)
+    np.testing.assert_array_equal(shown.compressed(), expected.compressed())
+    finite = values[np.isfinite(values)]
+    assert (mesh.norm.vmin, mesh.norm.vmax) == (finite.min(), finite.max())  # the log scale ignores Inf
+    errors = np.array([1e-10, 3e-6, np.nan])
+    fig = gradcheck_figure(["layer1", "layer2", "readout"], errors, 1e-7)
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == [
         "layer1", "layer2", "readout",
     ]  # fmt: skip
+    heights = np.array([bar.get_height() for bar in ax.patches[:3]])
+    np.testing.assert_array_equal(heights, errors)  # a NaN error draws no bar (and does not crash)
 
 
-def test_gradcheck_figure_greys_unresolved_layers():
+def test_gradcheck_figure_colours_pass_fail_and_unresolved():
+    """Blue (C0) under the threshold, red (C3) over it, grey (0.6) where the gradient is unresolved."""
     fig = gradcheck_figure(
-        ["a", "b", "c"], np.array([1e-9, 1e-3, 1e-5]), 1e-7, unresolved=np.array([0, 0, 1])
+        ["a", "b", "c", "d"], np.array([1e-9, 1e-3, 1e-5, 0.0]), 1e-7, unresolved=np.array([0, 0, 1, 1])
     )
-    bars = fig.axes[0].patches[:3]
-    colours = [tuple(round(c, 2) for c in b.get_facecolor()[:3]) for b in bars]
-    assert colours[2] == (0.6, 0.6, 0.6) and colours[0] != colours[1] != colours[2]
+    bars = fig.axes[0].patches[:4]
+    assert [b.get_facecolor() for b in bars] == [to_rgba("C0"), to_rgba("C3"), to_rgba("0.6"), to_rgba("0.6")]
+    # an unresolved layer with no difference at all is drawn up to the threshold, not left out
+    assert [b.get_height() for b in bars] == [1e-9, 1e-3, 1e-5, 1e-7]
 
 
 def test_histogram_figure_shows_nonfinite_counts():
@@ -61,3 +75,25 @@ def test_activation_figure_goes_symlog_when_activations_explode():
     axes = activation_figure(profile, {}).axes
     assert axes[0].get_yscale() == "symlog" and axes[1].get_yscale() == "linear"
     assert [t.get_text() for t in axes[2].get_legend().get_texts()] == ["dead"]
+
+
+def test_jacobian_figure_draws_the_squared_singular_values_and_both_means():
+    """The histogram holds log10 sv^2 of exactly the nonzero singular values; the measured mean is
+    sum(sv^2) / width (the zeros of a narrower input count), and the prediction is drawn where finite."""
+    rng = np.random.default_rng(0)
+    sv = np.concatenate([np.zeros(6), np.exp(rng.standard_normal(150))])  # input_dim 150 < width 156
+    width = sv.size
+    ax = jacobian_figure(sv, width, predicted_mean=2.5).axes[0]
+    logs = np.log10(sv[sv > 0] ** 2)
+    bars = ax.patches
+    heights = np.array([b.get_height() for b in bars])
+    edges = np.array([b.get_x() for b in bars] + [bars[-1].get_x() + bars[-1].get_width()])
+    counts, expected_edges = np.histogram(logs, bins=len(bars))
+    np.testing.assert_array_equal(heights, counts)  # every nonzero value counted once, zeros left out
+    np.testing.assert_allclose(edges, expected_edges, rtol=1e-12)
+    measured, predicted = ax.get_lines()
+    assert measured.get_xdata()[0] == pytest.approx(np.log10(np.sum(sv**2) / width), rel=1e-12)
+    assert predicted.get_xdata()[0] == pytest.approx(np.log10(2.5), rel=1e-12)
+    assert predicted.get_linestyle() == "--"
+    for missing in (None, np.nan, 0.0, -1.0):  # no finite positive prediction: no theory line
+        assert len(jacobian_figure(sv, width, predicted_mean=missing).axes[0].get_lines()) == 1

@@ -1,5 +1,6 @@
 """Signals and processes, with real processes and real signals."""
 
+import functools
 import os
 import signal
 import subprocess
@@ -10,17 +11,15 @@ import time
 import pytest
 
 from harness import processes
+from tests import conftest
 
 
 def python(code: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], **kwargs)
 
 
-def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+# the processes here start in well under a second: poll often, give up sooner than for a sweep
+wait_for = functools.partial(conftest.wait_for, timeout=20.0, poll=0.05)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])

@@ -14,8 +14,9 @@ import pytest
 from scipy import integrate, stats
 
 from harness import theory
-from harness.nn import ACTIVATIONS, LinearProbe, NetworkSpec, build_network
+from harness.nn import ACTIVATIONS, NetworkSpec, build_network
 from harness.stats import input_output_jacobian
+from tests.conftest import probed
 
 QS = [1e-4, 1e-2, 1.0, 30.0, 1e3, 1e5]
 
@@ -83,10 +84,7 @@ def _rate_differences(activation, init, scale, bias_std, skip=False, skip_scale=
         spec = NetworkSpec(input_dim=WIDTH, width=WIDTH, depth=DEPTH, output_dim=WIDTH, activation=activation,
                            init=init, init_scale=scale, bias_std=bias_std, skip=skip, skip_scale=skip_scale,
                            seed=seed)  # fmt: skip
-        net = build_network(spec)
-        rng = np.random.default_rng(500 + seed)
-        net.forward(rng.standard_normal((BATCH, WIDTH)))
-        net.backward(LinearProbe.random((BATCH, WIDTH), rng).v)
+        net = probed(spec, BATCH, 500 + seed)
         measured = np.polyfit(
             np.arange(1, DEPTH + 1), np.log([np.sum(b.grad_out**2) for b in net.hidden]), 1
         )[0]
@@ -146,10 +144,7 @@ def test_residual_alpha_one_approaches_theory_as_width_grows():
         for seed in range(3):
             spec = NetworkSpec(input_dim=width, width=width, depth=10, output_dim=width, activation="relu",
                                init="he_normal", skip=True, seed=seed)  # fmt: skip
-            net = build_network(spec)
-            rng = np.random.default_rng(seed)
-            net.forward(rng.standard_normal((BATCH, width)))
-            net.backward(LinearProbe.random((BATCH, width), rng).v)
+            net = probed(spec, BATCH, seed)
             logs = np.log([np.sum(b.grad_out**2) for b in net.hidden])
             pred = theory.predict("relu", spec.widths, width, "he_normal", 1.0, 0.0, skip=True,
                                   output_dim=width, batch=BATCH)  # fmt: skip
@@ -189,10 +184,7 @@ def _log_ratio_draws(activation, init, scale, bias_std, width, depth, draws):
     for seed in range(draws):
         spec = NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=1, activation=activation,
                            init=init, init_scale=scale, bias_std=bias_std, seed=seed)  # fmt: skip
-        net = build_network(spec)
-        rng = np.random.default_rng(10_000 + seed)
-        net.forward(rng.standard_normal((1, width)))
-        net.backward(LinearProbe.random((1, 1), rng).v)
+        net = probed(spec, 1, 10_000 + seed)
         out.append(sample_log_ratios(net)[0, 0])
     return np.array(out)
 

@@ -22,6 +22,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from harness.story import KEY_METRICS
+from tests.conftest import children_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = Path(os.environ.get("HARNESS_UI_SHOTS", ROOT / "ui-screenshots"))
@@ -150,7 +151,7 @@ def cells(page, column: str) -> list[tuple[int, str, bool]]:
 def children(ui) -> list:
     c = ui["client"]
     exp = c.get_experiment_by_name("ui")
-    return [r for r in c.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    return children_of(c.search_runs([exp.experiment_id]))
 
 
 def test_the_printed_link_opens_the_runs_table_with_readable_names_and_key_columns(ui, browser):

@@ -33,7 +33,7 @@ except ImportError:
 ENDED = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
          "PREEMPTED", "TIMEOUT")  # fmt: skip
 POLL_SECONDS = 2.0
-_submitted: list[Any] = []  # the jobs of the sweep now running, for ``cancel``
+_submitted: list[Any] = []  # the sweep's jobs, for ``cancel`` from the process's signal handler (per process)
 
 
 def slurm_state(job_id: str) -> str | None:

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.nn import LinearProbe, NetworkSpec, build_network
+from harness.nn import NetworkSpec
+from tests.conftest import probed
 
 WIDTH, DEPTH, BATCH, SEEDS = 256, 30, 64, 8
 
@@ -36,11 +37,7 @@ def _slopes(init: str) -> np.ndarray:
             init=init,
             seed=seed,
         )
-        net = build_network(spec)
-        rng = np.random.default_rng(10_000 + seed)
-        x = rng.standard_normal((BATCH, WIDTH))
-        net.forward(x)
-        net.backward(LinearProbe.random((BATCH, WIDTH), rng).v)
+        net = probed(spec, BATCH, 10_000 + seed)
         q = np.array([np.mean(layer.grad_out**2) for layer in net.hidden])
         slopes.append(np.polyfit(layers, np.log(q), 1)[0])
     return np.array(slopes)

@@ -15,9 +15,9 @@ from harness.nn import (
     init_bias,
     init_weight,
 )
+from tests.conftest import MODES, assert_strict_pass
 
 RNG_SEED = 1234
-MODES = ["entries", "directional"]
 
 
 def _x(shape=(5, 4), seed=RNG_SEED):
@@ -29,19 +29,11 @@ def _linear(fan_in, fan_out, rng, bias=True):
     return Linear(W, init_bias(fan_out, rng, 0.3) if bias else None)
 
 
-def _assert_strict_pass(report):
-    """Passed on resolved gradients: no row leaned on the rounding-floor allowance."""
-    assert report.passed, report.summary()
-    assert not any(r.noise for r in report.rows), report.summary()
-    assert report.meaningful
-    assert report.max_rel_error == report.max_rel_error  # not NaN
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_linear(mode):
     rng = np.random.default_rng(0)
     report = check_layer(_linear(4, 3, rng), _x(), mode=mode)
-    _assert_strict_pass(report)
+    assert_strict_pass(report)
     assert {r.tensor for r in report.rows} >= {"W", "b", "x"}
     assert max(r.rel_error for r in report.rows) < 1e-7
 
@@ -51,7 +43,7 @@ def test_linear(mode):
 def test_activation(name, mode):
     # 2.5 * N(0, 1) reaches the saturated tails of sigmoid/tanh and the linear parts of relu-likes.
     report = check_layer(Activation(name), 2.5 * _x(), mode=mode)
-    _assert_strict_pass(report)
+    assert_strict_pass(report)
 
 
 def test_activation_values_at_known_points():
@@ -88,7 +80,7 @@ def test_norm_layers(norm_cls, mode):
     layer.params["gamma"][:] = rng.uniform(0.5, 1.5, 4)  # away from the trivial gamma = 1, beta = 0
     layer.params["beta"][:] = rng.standard_normal(4)
     report = check_layer(layer, 3.0 * _x() + 1.0, mode=mode)
-    _assert_strict_pass(report)
+    assert_strict_pass(report)
 
 
 def test_norm_statistics():
@@ -119,7 +111,7 @@ def test_residual_block(alpha, fan_out, mode):
     shortcut = None if fan_out == 4 else _linear(4, fan_out, rng, bias=False)
     block = ResidualBlock(branch, alpha, shortcut)
     report = check_layer(block, _x(), mode=mode)
-    _assert_strict_pass(report)
+    assert_strict_pass(report)
     assert ("shortcut.W" in block.params) == (fan_out != 4)
 
 

@@ -18,6 +18,7 @@ from harness.nn import (
     SoftmaxCrossEntropy,
     build_network,
 )
+from tests.conftest import assert_strict_pass
 
 # Activation and init pairs that keep gradients O(1) through 20 layers, so that every tensor's
 # gradient is far above the central difference's rounding floor and the 1e-7 check is a real test.
@@ -39,11 +40,6 @@ FLOWING = [
 # sigmoid and softplus are left out of the deep sweep on purpose: no common init keeps their
 # gradients from vanishing over 20 layers (chi_1 < 1), and a vanished gradient cannot be resolved by
 # differences at all. They are checked in networks of depth 5 below, and as layers in test_layers.
-
-
-def _strict(report):
-    assert report.passed, report.summary()
-    assert not any(r.noise for r in report.rows), report.summary()
 
 
 def test_depth_counts_hidden_layers_and_matches_seed_simplenet():
@@ -74,8 +70,8 @@ def _check_both_modes(spec, batch=8):
     rng = np.random.default_rng(100 + spec.depth)
     x = rng.standard_normal((batch, spec.input_dim))
     probe = LinearProbe.random((batch, spec.output_dim), rng)
-    _strict(check_network(net, x, probe, mode="entries"))
-    _strict(check_network(net, x, probe, mode="directional", directions=3))
+    assert_strict_pass(check_network(net, x, probe, mode="entries"))
+    assert_strict_pass(check_network(net, x, probe, mode="directional", directions=3))
 
 
 @pytest.mark.parametrize("depth", range(1, 21))
@@ -146,7 +142,7 @@ def test_network_gradcheck_with_training_losses(loss):
         fn, target = MSELoss(), rng.standard_normal((5, 3))
     else:
         fn, target = SoftmaxCrossEntropy(), np.array([0, 1, 2, 1, 0])
-    _strict(check_network(build_network(spec), x, fn, target))
+    assert_strict_pass(check_network(build_network(spec), x, fn, target))
 
 
 def test_identity_network_input_gradient_is_product_of_weights():

@@ -1,0 +1,41 @@
+"""A figure's tidy table from the runs' stored arrays: what each kind aggregates over seeds, row by row."""
+
+import numpy as np
+import pytest
+
+from harness.figure_table import table
+from harness.figures import jobs_of, parse_figure
+
+
+def test_heatmap_table_averages_log10_over_seeds_per_step_and_layer():
+    plot = {"kind": "heatmap", "metric": "grad_W", "col": "model.depth"}
+    spec = parse_figure("h", {"sweep": {"model.depth": [2, 3]}, "seeds": [0, 1], "plot": plot})
+    jobs = jobs_of(spec)
+    steps = np.array([0, 10, 20])
+    data, values = {}, {}
+    for i, job in enumerate(jobs):
+        depth = int(job.factors["model.depth"])
+        job.run_id = f"run{i}"
+        grid = 10.0 ** np.random.default_rng(i).uniform(
+            -6, 1, (len(steps) + 1, depth)
+        )  # a row past the steps
+        if job.seed == 1:
+            grid[1, 0] = 0.0  # no logarithm: this seed is left out of that cell
+            grid[2, 1] = np.nan
+        values[(depth, job.seed)] = grid
+        data[job.run_id] = {"arrays": {"steps": steps, "grad_W": grid}, "metrics": {}}
+    frame = table(spec, jobs, data)
+    assert list(frame.columns) == ["model.depth", "step", "layer", "mean", "n_seeds"]
+    assert len(frame) == len(steps) * (2 + 3)  # only the logged steps, every layer of each depth
+    for row in frame.itertuples(index=False):
+        depth, s, layer = int(row[0]), list(steps).index(row.step), row.layer - 1
+        cells = np.array([values[(depth, seed)][s, layer] for seed in (0, 1)])
+        kept = np.log10(cells[np.isfinite(cells) & (cells > 0)])
+        assert row.n_seeds == kept.size
+        assert row.mean == pytest.approx(kept.mean(), rel=1e-12)  # the mean of log10, not of the values
+    assert set(frame[frame["n_seeds"] == 1][["model.depth", "step", "layer"]].itertuples(index=False)) == {
+        ("2", 10, 1),
+        ("2", 20, 2),
+        ("3", 10, 1),
+        ("3", 20, 2),
+    }
