@@ -24,7 +24,9 @@ from harness.stats import layer_stats  # noqa: E402
 def measure(width: int, depth: int, batch: int, act: str) -> dict[str, float]:
     """Median ms of one training step and of ``layer_stats`` on the network it leaves behind."""
     net = build_network(
-        NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=width, activation=act)
+        NetworkSpec(
+            input_dim=width, width=width, depth=depth, output_dim=width, activation=act, init="he_normal"
+        )
     )
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((batch, width)), rng.standard_normal((batch, width))

@@ -99,7 +99,9 @@ def test_kinks_are_flagged_not_false_alarms():
 
 def test_directional_redraws_around_kinks():
     rng = np.random.default_rng(5)
-    spec = NetworkSpec(input_dim=6, width=32, depth=4, output_dim=2, activation="relu", seed=1)
+    spec = NetworkSpec(
+        input_dim=6, width=32, depth=4, output_dim=2, activation="relu", seed=1, init="he_normal"
+    )
     net = build_network(spec)
     x = rng.standard_normal((16, 6))
     net.forward(x)
@@ -122,7 +124,9 @@ def test_entries_exactly_on_a_kink_are_unresolved_not_a_false_alarm():
 def test_a_dead_sample_does_not_fail_the_biases_after_it():
     """A sample whose hidden row is all zero puts every later unit exactly on relu's kink (z = b = 0
     with zero biases): those bias rows are unresolved, not failed; a planted error elsewhere still fails."""
-    net = build_network(NetworkSpec(input_dim=4, width=8, depth=6, output_dim=2, activation="relu", seed=0))
+    net = build_network(
+        NetworkSpec(input_dim=4, width=8, depth=6, output_dim=2, activation="relu", seed=0, init="he_normal")
+    )
     x = np.random.default_rng(0).standard_normal((8, 4))
     probe = LinearProbe.random((8, 2), np.random.default_rng(0))
     for mode in MODES:

@@ -17,7 +17,12 @@ def _run(spec, x):
 
 def test_dead_and_saturated_fractions():
     x = np.random.default_rng(0).standard_normal((32, 8))
-    net = _run(NetworkSpec(input_dim=8, width=10, depth=2, output_dim=1, activation="relu", seed=1), x)
+    net = _run(
+        NetworkSpec(
+            input_dim=8, width=10, depth=2, output_dim=1, activation="relu", seed=1, init="he_normal"
+        ),
+        x,
+    )
     # make 3 of layer 1's 10 units dead on every input: a large negative bias
     net.params["layer1.linear.b"][:3] = -1e3
     y = net.forward(x)
@@ -25,19 +30,27 @@ def test_dead_and_saturated_fractions():
     s = layer_stats(net)
     assert s["act_dead"][0] == 0.3 and math.isnan(s["act_saturated"][0])
     tanh = _run(
-        NetworkSpec(input_dim=8, width=10, depth=2, output_dim=1, activation="tanh", init_scale=50.0), x
+        NetworkSpec(
+            input_dim=8, width=10, depth=2, output_dim=1, activation="tanh", init_scale=50.0, init="he_normal"
+        ),
+        x,
     )
     st = layer_stats(tanh)
     assert st["act_saturated"][0] > 0.9 and math.isnan(st["act_dead"][0])
     mild = _run(
-        NetworkSpec(input_dim=8, width=10, depth=2, output_dim=1, activation="tanh", init_scale=0.01), x
+        NetworkSpec(
+            input_dim=8, width=10, depth=2, output_dim=1, activation="tanh", init_scale=0.01, init="he_normal"
+        ),
+        x,
     )
     assert layer_stats(mild)["act_saturated"][0] == 0.0
 
 
 def test_norms_match_the_network_and_activation_moments():
     x = np.random.default_rng(1).standard_normal((16, 4))
-    net = _run(NetworkSpec(input_dim=4, width=6, depth=3, output_dim=2), x)
+    net = _run(
+        NetworkSpec(input_dim=4, width=6, depth=3, output_dim=2, activation="relu", init="he_normal"), x
+    )
     s = layer_stats(net)
     np.testing.assert_allclose(s["grad_h"], [np.linalg.norm(layer.grad_out) for layer in net.hidden])
     h2 = net.layers[1].h_out
@@ -59,7 +72,9 @@ def test_log_slope_is_exact_on_exponentials():
 
 def test_first_nonfinite_layer():
     x = np.random.default_rng(2).standard_normal((4, 3))
-    net = _run(NetworkSpec(input_dim=3, width=4, depth=3, output_dim=1), x)
+    net = _run(
+        NetworkSpec(input_dim=3, width=4, depth=3, output_dim=1, activation="relu", init="he_normal"), x
+    )
     assert first_nonfinite_layer(net) == 0
     net.params["layer2.linear.W"][0, 0] = np.inf
     with np.errstate(all="ignore"):
@@ -70,7 +85,9 @@ def test_first_nonfinite_layer():
 
 def test_gradient_histograms_count_every_entry():
     x = np.random.default_rng(3).standard_normal((8, 3))
-    net = _run(NetworkSpec(input_dim=3, width=5, depth=3, output_dim=1, activation="relu"), x)
+    net = _run(
+        NetworkSpec(input_dim=3, width=5, depth=3, output_dim=1, activation="relu", init="he_normal"), x
+    )
     net.layers[1].grad_out[0, :2] = [np.nan, np.inf]
     net.layers[1].grad_out[1, 0] = 0.0
     net.layers[1].grad_out[2, 0] = 1e300  # beyond the last bin: counted there
@@ -85,7 +102,10 @@ def test_gradient_histograms_match_numpy_histogram_per_layer():
     """The one-pass binning over all layers equals np.histogram layer by layer, edges included."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((16, 4))
-    net = _run(NetworkSpec(input_dim=4, width=[6, 9, 7], depth=3, output_dim=2, activation="tanh"), x)
+    net = _run(
+        NetworkSpec(input_dim=4, width=[6, 9, 7], depth=3, output_dim=2, activation="tanh", init="he_normal"),
+        x,
+    )
     edges = np.array([-3.0, -2.0, -1.5, -1.0, 0.0, 0.5])
     net.layers[0].grad_out[0, :3] = [1e-9, 1e9, 10.0**-1.5]  # below, above, exactly on an edge
     net.layers[2].grad_out[1, 0] = 10.0**0.5  # exactly the last edge: the closed last bin

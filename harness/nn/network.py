@@ -14,7 +14,8 @@ representation h_l (h_0 is the input).
 Every weight matrix (projections included) uses the spec's init scheme and init scale; biases are
 N(0, bias_std^2). With ``norm="batch"`` the Linear before the norm has no bias (BatchNorm's beta makes
 it redundant: its gradient is exactly zero). The seed's ``SimpleNet([n0, n1, ..., nD, nout])`` is
-``NetworkSpec(input_dim=n0, width=[n1, ..., nD], depth=D, output_dim=nout, activation="relu")``.
+``NetworkSpec(input_dim=n0, width=[n1, ..., nD], depth=D, output_dim=nout, activation="relu",
+init="he_normal")``.
 """
 
 from __future__ import annotations
@@ -48,16 +49,18 @@ def _finite_number(name: str, value: object, *, positive: bool) -> None:
         raise ValueError(f"{name}: must be a finite number {bound}, got {value!r}")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class NetworkSpec:
-    """Everything that defines a network; ``build_network(spec)`` turns it into one."""
+    """Everything that defines a network; ``build_network(spec)`` turns it into one. The shape, the
+    activation and the init scheme have no default (the app's defaults live in ``harness.config``);
+    the rest default to off: no skips, no norm, scale 1, float64."""
 
-    input_dim: int = 16
-    width: int | list[int] = 64  # one width for all hidden layers, or a list of ``depth`` widths
-    depth: int = 10  # hidden layers (nonlinearities); the network has depth + 1 weight matrices
-    output_dim: int = 1
-    activation: str = "relu"
-    init: str = "he_normal"
+    input_dim: int
+    width: int | list[int]  # one width for all hidden layers, or a list of ``depth`` widths
+    depth: int  # hidden layers (nonlinearities); the network has depth + 1 weight matrices
+    output_dim: int
+    activation: str
+    init: str
     init_scale: float = 1.0  # multiplies every weight's standard deviation
     bias_std: float = 0.0
     skip: bool = False

@@ -44,7 +44,7 @@ FLOWING = [
 
 def test_depth_counts_hidden_layers_and_matches_seed_simplenet():
     # The seed's SimpleNet([3, 5, 4, 2]): Linear(3,5) ReLU Linear(5,4) ReLU Linear(4,2).
-    spec = NetworkSpec(input_dim=3, width=[5, 4], depth=2, output_dim=2, activation="relu")
+    spec = NetworkSpec(input_dim=3, width=[5, 4], depth=2, output_dim=2, activation="relu", init="he_normal")
     net = build_network(spec)
     assert len(net.layers) == spec.depth + 1 and len(net.hidden) == 2
     shapes = [layer.params[k].shape for layer in net.layers for k in layer.params if k.endswith("W")]
@@ -58,10 +58,30 @@ def test_depth_counts_hidden_layers_and_matches_seed_simplenet():
 
 
 def test_same_spec_same_numbers():
-    spec = NetworkSpec(depth=4, width=8, seed=11, bias_std=0.1)
+    spec = NetworkSpec(
+        depth=4,
+        width=8,
+        seed=11,
+        bias_std=0.1,
+        input_dim=16,
+        output_dim=1,
+        activation="relu",
+        init="he_normal",
+    )
     a, b = build_network(spec), build_network(spec)
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
-    c = build_network(NetworkSpec(depth=4, width=8, seed=12, bias_std=0.1))
+    c = build_network(
+        NetworkSpec(
+            depth=4,
+            width=8,
+            seed=12,
+            bias_std=0.1,
+            input_dim=16,
+            output_dim=1,
+            activation="relu",
+            init="he_normal",
+        )
+    )
     assert not np.array_equal(a.params["layer1.linear.W"], c.params["layer1.linear.W"])
 
 
@@ -147,7 +167,13 @@ def test_network_gradcheck_with_training_losses(loss):
 
 def test_identity_network_input_gradient_is_product_of_weights():
     spec = NetworkSpec(
-        input_dim=6, width=[5, 7, 4], depth=3, output_dim=2, activation="identity", bias_std=0.3
+        input_dim=6,
+        width=[5, 7, 4],
+        depth=3,
+        output_dim=2,
+        activation="identity",
+        bias_std=0.3,
+        init="he_normal",
     )
     net = build_network(spec)
     rng = np.random.default_rng(1)
@@ -182,7 +208,9 @@ def test_seed_scalar_example_against_hand_derived_gradients():
 
 
 def test_traces_and_gradient_norms():
-    spec = NetworkSpec(input_dim=5, width=6, depth=3, output_dim=2, skip=True)
+    spec = NetworkSpec(
+        input_dim=5, width=6, depth=3, output_dim=2, skip=True, activation="relu", init="he_normal"
+    )
     net = build_network(spec)
     x = np.random.default_rng(2).standard_normal((4, 5))
     net.forward(x)
@@ -211,7 +239,9 @@ def test_float32_network_is_checked_against_float64_differences():
 
 
 def test_nan_propagates_without_raising():
-    net = build_network(NetworkSpec(input_dim=2, width=4, depth=2, output_dim=1))
+    net = build_network(
+        NetworkSpec(input_dim=2, width=4, depth=2, output_dim=1, activation="relu", init="he_normal")
+    )
     x = np.array([[np.nan, 1.0], [0.0, 1.0]])
     with np.errstate(invalid="ignore"):
         y = net.forward(x)
@@ -239,14 +269,23 @@ def test_nan_propagates_without_raising():
     ],
 )
 def test_bad_specs_name_the_field_and_allowed_values(changes, message):
-    kwargs = {"input_dim": 4, "width": 4, "depth": 3} | changes
+    kwargs = {
+        "input_dim": 4,
+        "width": 4,
+        "depth": 3,
+        "output_dim": 1,
+        "activation": "relu",
+        "init": "he_normal",
+    } | changes
     with pytest.raises(ValueError) as info:
         NetworkSpec(**kwargs)
     assert str(info.value).startswith(message)
 
 
 def test_mismatched_input_shape():
-    net = build_network(NetworkSpec(input_dim=4, width=4, depth=2))
+    net = build_network(
+        NetworkSpec(input_dim=4, width=4, depth=2, output_dim=1, activation="relu", init="he_normal")
+    )
     with pytest.raises(ValueError, match=r"x: expected shape \(batch, 4\) for input_dim=4, got \(3, 5\)"):
         net.forward(np.zeros((3, 5)))
 
@@ -256,7 +295,7 @@ def test_partial_passes_give_the_full_pass_check(mode, monkeypatch):
     """check_network runs a pass from the perturbed layer on; the report (errors, kink counts) is the
     one that full passes give, bit for bit, on a ReLU residual net where kinks are straddled."""
     spec = NetworkSpec(input_dim=4, width=6, depth=6, output_dim=2, activation="relu", skip=True,
-                       norm="layer", bias_std=0.2, seed=4)  # fmt: skip
+                       norm="layer", bias_std=0.2, seed=4, init="he_normal")  # fmt: skip
     x = np.random.default_rng(1).standard_normal((8, 4))
     net = build_network(spec)
     h = x
@@ -280,7 +319,18 @@ def test_a_deep_copy_keeps_its_own_flat_buffers():
     backward pass on the copy shows in its flat_grads and leaves the original alone."""
     import copy
 
-    net = build_network(NetworkSpec(input_dim=3, width=5, depth=4, output_dim=2, skip=True, norm="layer"))
+    net = build_network(
+        NetworkSpec(
+            input_dim=3,
+            width=5,
+            depth=4,
+            output_dim=2,
+            skip=True,
+            norm="layer",
+            activation="relu",
+            init="he_normal",
+        )
+    )
     twin = copy.deepcopy(net)
     assert all(p.base is twin.flat_params and g.base is twin.flat_grads for _, p, g in twin.parameters())
     np.testing.assert_array_equal(twin.flat_params, net.flat_params)
@@ -300,7 +350,9 @@ def test_every_activation_and_network_survives_a_pickle_round_trip(name):
     x = np.random.default_rng(0).standard_normal((3, 4))
     assert np.array_equal(fn.f(x), ACTIVATIONS[name].f(x))
     assert np.array_equal(fn.df(x, fn.f(x)), ACTIVATIONS[name].df(x, ACTIVATIONS[name].f(x)))
-    net = build_network(NetworkSpec(input_dim=4, width=5, depth=3, output_dim=2, activation=name, seed=1))
+    net = build_network(
+        NetworkSpec(input_dim=4, width=5, depth=3, output_dim=2, activation=name, seed=1, init="he_normal")
+    )
     twin = pickle.loads(pickle.dumps(net))
     assert np.array_equal(twin.forward(x), net.forward(x))
     g = np.ones((3, 2))

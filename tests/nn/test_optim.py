@@ -122,7 +122,9 @@ def test_bad_optimizer_settings(call, message):
 def test_flat_buffer_path_equals_the_per_array_path(name, kwargs):
     """A Network keeps parameters and gradients in one buffer each; optimisers then update the whole
     buffer at once. The result must equal updating each array on its own."""
-    net = build_network(NetworkSpec(input_dim=4, width=6, depth=3, output_dim=2, seed=3))
+    net = build_network(
+        NetworkSpec(input_dim=4, width=6, depth=3, output_dim=2, seed=3, activation="relu", init="he_normal")
+    )
     assert all(p.base is net.flat_params for _, p, _ in net.parameters())
     rng = np.random.default_rng(0)
     net.flat_grads[:] = rng.standard_normal(net.flat_grads.size)
