@@ -54,7 +54,7 @@ def _split(x: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generat
 
 def _spirals(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     labels = rng.integers(0, 2, size=n)
-    t = np.sqrt(rng.uniform(0, 1, size=n)) * 3 * np.pi  # denser near the centre, as usual
+    t = np.sqrt(rng.uniform(0, 1, size=n)) * 3 * np.pi  # t density ~ t, like arc length: even along the arm
     sign = np.where(labels == 0, 1.0, -1.0)[:, None]
     x = sign * np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (3 * np.pi)
     x += noise * rng.standard_normal(x.shape)
