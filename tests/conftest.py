@@ -48,7 +48,13 @@ def client(cwd: Path):  # noqa: ANN201 - an MlflowClient, imported lazily (the n
     """A client of the default store of a command run in ``cwd``."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(f"sqlite:///{store_path(cwd)}")
+    from harness import tracking
+
+    uri = f"sqlite:///{store_path(cwd)}"
+    c = MlflowClient(uri)
+    with tracking.store_lock(uri):  # not while a harness creates the database (MLflow's creation races)
+        c.get_experiment("0")  # the first call opens (or creates) the store
+    return c
 
 
 def runs(cwd: Path, study: str) -> list:

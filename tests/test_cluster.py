@@ -16,6 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import children_of
 
+pytestmark = pytest.mark.slow  # the cluster services: pytest -m slow (CI runs every tier)
+
 SERVICES = ("HARNESS_TEST_SERVER_URI", "HARNESS_TEST_SERVER_USER", "HARNESS_TEST_SERVER_PASSWORD")
 GRID = [
     "debug=default",

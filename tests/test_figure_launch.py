@@ -92,6 +92,7 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow  # a real figure through harness -m sweeps: pytest -m slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_stops_the_figure_records_its_runs_and_the_rerun_finishes(tmp_path, signum):
     config = tmp_path / "sig.yaml"

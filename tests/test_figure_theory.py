@@ -129,6 +129,7 @@ def test_any_logged_summary_is_a_metric_and_its_mode_is_checked(tmp_path, monkey
         prepare_jobs(str(path))
 
 
+@pytest.mark.slow  # a real figure through harness -m sweeps: pytest -m slow
 def test_a_phase_figure_end_to_end_with_overlays_and_trainable_depth(tmp_path):
     import yaml
 

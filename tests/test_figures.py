@@ -51,6 +51,7 @@ def test_shipped_gallery_is_complete():
                               "phase_diagram", "training_heatmap", "order_to_chaos"}  # fmt: skip
 
 
+@pytest.mark.slow  # a real figure through harness -m sweeps: pytest -m slow
 def test_build_twice_identical_csv_and_no_new_jobs(tmp_path):
     config = tmp_path / "small.yaml"
     config.write_text(SMALL)

@@ -23,6 +23,8 @@ from tests.conftest import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow  # long sweeps, stress, real signals: pytest -m slow (CI runs every tier)
+
 LONG_TRAIN = ["debug=default", "mode=train", "data=spirals", "loss=cross_entropy", "gradcheck=off",
               "train.steps=1000000", "train.log_every=50", "tracking.flush_seconds=0.2"]  # fmt: skip
 
@@ -331,7 +333,6 @@ def test_a_data_file_with_nan_or_text_is_refused_before_any_run(tmp_path):
     assert not (tmp_path / "mlruns").exists()
 
 
-@pytest.mark.slow
 def test_a_200_job_joblib_sweep(tmp_path):
     out = harness(tmp_path, "-m", "launcher=joblib", "study=big", "debug=default", "gradcheck=off",
                   "seed=range(200)", timeout=1800)  # fmt: skip

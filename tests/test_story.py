@@ -28,15 +28,15 @@ def config(**values):
 
 
 def test_names_carry_the_factors_that_explain_the_result():
-    assert run_name(config()) == "tanh xavier D=10 plain"  # init and skip although not swept
+    assert run_name(config()) == "tanh xavier D=20 plain"  # init and skip although not swept
     c = config(model__depth=50, model__init_scale=1.5, model__skip=True, model__norm="layer")
     assert run_name(c, ["model.depth", "model.init_scale", "model.skip"]) == "tanh xavier*1.5 D=50 skip LN"
     c = config(model__activation="relu", model__init="he", model__width=256, seed=3)
     assert (
         run_name(c, ["model.width", "seed", "+optim", "tracking.figures"])
-        == "relu he D=10 plain width=256 seed=3 optim=sgd"
+        == "relu he D=20 plain width=256 seed=3 optim=sgd"
     )
-    assert run_name(config(gradcheck__mode="off"), ["gradcheck"]) == "tanh xavier D=10 plain gradcheck=off"
+    assert run_name(config(gradcheck__mode="off"), ["gradcheck"]) == "tanh xavier D=20 plain gradcheck=off"
 
 
 def test_params_are_those_of_the_runs_mode_model_first():

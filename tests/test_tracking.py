@@ -29,13 +29,20 @@ def test_prepare_is_idempotent_and_places_artifacts_under_the_store(store_uri, t
     assert Path(exp.artifact_location.removeprefix("file://")) == tmp_path / "mlruns" / "study_one"
 
 
-def test_metrics_batches_beyond_a_thousand(store_uri):
+def test_one_flush_beyond_mlflows_per_request_limits(store_uri):
+    """2,500 rows, 250 params and 150 tags in one flush: past the 1,000 / 100 / 100 a request may carry
+    (the client splits them), every one stored."""
     run = tracking.Run.start(store_uri, tracking.prepare(store_uri, "m"), "r", {})
     run.log_metrics([("x", float(i), i) for i in range(2500)] + [("nan", float("nan"), 0)])
+    run.log_params({f"p{i}": i for i in range(250)})
+    run.set_tags({f"t{i}": str(i) for i in range(150)})
     run.end()
     c = tracking.client(store_uri)
-    assert len(c.get_metric_history(run.run_id, "x")) == 2500
-    assert np.isnan(c.get_run(run.run_id).data.metrics["nan"])
+    assert [m.value for m in c.get_metric_history(run.run_id, "x")] == [float(i) for i in range(2500)]
+    got = c.get_run(run.run_id).data
+    assert np.isnan(got.metrics["nan"]) and run.rows == 2501
+    assert got.params == {f"p{i}": str(i) for i in range(250)}
+    assert all(got.tags[f"t{i}"] == str(i) for i in range(150))
 
 
 def test_layer_picks_keep_first_and_last():

@@ -8,6 +8,7 @@ Without playwright or a Chromium these tests skip with the reason; under HARNESS
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -169,11 +170,18 @@ def test_the_printed_link_opens_the_runs_table_with_readable_names_and_key_colum
     names = cells(page, name)
     assert sorted(text for _, text, _ in names) == sorted(kids) and len(kids) == 8
     assert all(fits for _, _, fits in names), f"a name is cut: {names}"
-    headers = set(
-        page.eval_on_selector_all(".ag-header-cell[col-id]", "els => els.map(e => e.getAttribute('col-id'))")
-    )
     wanted = {f"metrics.`{k}`" for k in KEY_METRICS} | {"attributes.`Description`"}
     wanted |= {f"params.`model.{k}`" for k in ("depth", "activation", "skip")}
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    script = "els => els.map(e => e.getAttribute('col-id'))"
+    with contextlib.suppress(PlaywrightTimeout):  # the grid renders its headers a few at a time
+        page.wait_for_function(
+            f"w => {{ const h = new Set(({script})"
+            "([...document.querySelectorAll('.ag-header-cell[col-id]')])); return w.every(c => h.has(c)); }",
+            arg=sorted(wanted), timeout=30_000,
+        )  # fmt: skip
+    headers = set(page.eval_on_selector_all(".ag-header-cell[col-id]", script))
     assert wanted <= headers, f"missing columns: {wanted - headers}"
     # sorted by the key metric, most vanishing first; each row's description is its verdict
     order = [text for _, text, _ in names]

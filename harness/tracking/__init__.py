@@ -47,9 +47,6 @@ from harness.tracking.store import (  # noqa: F401
     HEARTBEAT_SECONDS,
     KIND,
     LOST_AFTER,
-    MAX_METRICS,
-    MAX_PARAMS,
-    MAX_TAGS,
     MIN_FREE_MB,
     MLRUNS,
     NOTE,
@@ -61,4 +58,5 @@ from harness.tracking.store import (  # noqa: F401
     prepare,
     resolve_uri,
     sqlite_path,
+    store_lock,
 )

@@ -18,9 +18,6 @@ from harness import processes
 from harness.tracking.store import (
     HEARTBEAT_SECONDS,
     LOST_AFTER,
-    MAX_METRICS,
-    MAX_PARAMS,
-    MAX_TAGS,
     NOTE,
     StoreError,
     client,
@@ -30,9 +27,10 @@ from harness.tracking.store import (
 
 class Run:
     """One MLflow run, written in as few calls as MLflow allows: params, tags and metric rows wait in
-    this object and go out together in one ``log_batch`` per flush (MLflow's limits: 1,000 entries,
-    100 params, 100 tags per call). ``stream`` flushes at most every ``flush_seconds``; ``end`` flushes
-    and sets the status. ``seconds`` is the time spent writing, ``rows`` the metric rows written."""
+    this object and go out together in one ``log_batch`` per flush (which the client sends in requests
+    of at most 1,000 entries, 100 params and tags). ``stream`` flushes at most every ``flush_seconds``;
+    ``end`` flushes and sets the status. ``seconds`` is the time spent writing, ``rows`` the metric
+    rows written."""
 
     def __init__(self, uri: str, run_id: str, flush_seconds: float = 2.0) -> None:
         self.uri, self.run_id, self._client = uri, run_id, client(uri)
@@ -112,24 +110,21 @@ class Run:
             self.flush()
 
     def flush(self) -> None:
-        """Write every pending param, tag and row, in as few ``log_batch`` calls as MLflow's limits allow
-        (nothing is dropped from this object before its call succeeded)."""
+        """Write every pending param, tag and row in one ``log_batch`` (MlflowClient splits it into
+        MLflow's per-request limits itself); nothing is dropped from this object before it succeeded."""
         from mlflow.entities import Metric, Param, RunTag
 
         with processes.deferred():
-            params, tags = list(self._params.items()), list(self._tags.items())
-            now = int(time.time() * 1000)
-            while params or tags or self._buffer:
-                p, t = params[:MAX_PARAMS], tags[:MAX_TAGS]
-                m = self._buffer[: MAX_METRICS - len(p) - len(t)]
+            if self._params or self._tags or self._buffer:
+                now = int(time.time() * 1000)
                 self._call(
                     self._client.log_batch,
-                    metrics=[Metric(k, float(v), now, int(s)) for k, v, s in m],
-                    params=[Param(k, v) for k, v in p], tags=[RunTag(k, v) for k, v in t],
+                    metrics=[Metric(k, float(v), now, int(s)) for k, v, s in self._buffer],
+                    params=[Param(k, v) for k, v in self._params.items()],
+                    tags=[RunTag(k, v) for k, v in self._tags.items()],
                 )  # fmt: skip
-                params, tags, self._buffer = params[len(p) :], tags[len(t) :], self._buffer[len(m) :]
-                self._params, self._tags = dict(params), dict(tags)
-                self.rows += len(m)
+                self.rows += len(self._buffer)
+                self._params, self._tags, self._buffer = {}, {}, []
             self._last_flush = time.monotonic()
 
     def _upload(self, local: str | Path, path: str) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 MLRUNS = "mlruns"
-MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100  # MLflow's per-call limits of log_batch
 MIN_FREE_MB = 64  # a SQLite store on a disk with less free space is refused before any run
 HEARTBEAT_SECONDS = 30.0
 NOTE = "mlflow.note.content"  # a run's description in the UI (harness: its one-line verdict)
@@ -45,9 +44,10 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
+def store_lock(uri: str) -> Iterator[None]:
     """For a SQLite store, an exclusive lock on ``<db>.lock``: one process at a time creates or migrates
-    the database and creates experiments (MLflow's own creation races otherwise)."""
+    the database and creates experiments (MLflow's own creation races otherwise). Another program that
+    may open a new store (a notebook's MlflowClient, a test) takes it too for its first call."""
     db = sqlite_path(uri)
     if db is None:
         yield
@@ -155,13 +155,16 @@ def prepare(uri: str, experiment: str) -> str:
         if "401" in line or "403" in line:
             hint = ("the server refused the credentials: set MLFLOW_TRACKING_USERNAME and "
                     "MLFLOW_TRACKING_PASSWORD to a user of this server")  # fmt: skip
+        elif sqlite_path(uri) is not None:
+            hint = ("the SQLite store could not be created or opened; if another program (mlflow ui, a "
+                    "notebook) opened it while it was new, run the command again")  # fmt: skip
         else:
             hint = "is the server running and the address right (tracking.uri)?"
         raise StoreError(f"store {uri}: {hint} ({line[:200]})") from None
 
 
 def _prepare(uri: str, experiment: str) -> str:
-    with _store_lock(uri):
+    with store_lock(uri):
         c = client(uri)  # a SQLite store creates and migrates its tables here
         c.search_experiments(max_results=1)
         found = c.get_experiment_by_name(experiment)
