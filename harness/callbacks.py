@@ -135,7 +135,7 @@ class SweepCallback(Callback):
 def _open_parent(config: DictConfig, launch: Launch, sweep_dir: Path, values: dict[str, str]) -> Any:
     """The parent run, new or resumed (RUNNING again), with the swept values as written."""
     from harness import tracking
-    from harness.runner import git_commit
+    from harness.provenance import git_commit
 
     overrides = without_resume(list(config.hydra.overrides.task))
     tags = {

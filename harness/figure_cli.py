@@ -149,7 +149,7 @@ def _record(
     """The figure's run in the ``figures`` experiment (one per figure config, updated by a rebuild):
     its files, config, source runs, versions and git commit."""
     from harness import tracking
-    from harness.runner import git_commit, versions
+    from harness.provenance import git_commit, versions
 
     tags = {"harness.figure": spec.name, "harness.figure_hash": spec.digest(),
             "harness.source_runs": ",".join(dict.fromkeys(j.run_id for j in jobs))[:5000],

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +16,12 @@ from harness import processes, tracking
 from harness.config import StudyConfig, config_hash
 from harness.metrics import STATS, is_norm
 from harness.progress import JobLine
+from harness.provenance import git_commit, versions
 from harness.story import run_params, summary_order, verdict
 from harness.study import StudyResult, run_study
 from harness.tracking import NOTE
 
 NOT_FOR_EVERY_ACTIVATION = ("act_saturated", "act_dead")  # NaN where the activation has no such thing
-PACKAGES = ("harness", "numpy", "mlflow", "hydra-core", "matplotlib")
 
 
 @dataclass
@@ -39,24 +36,6 @@ class JobContext:
     label: str = ""  # how the job's progress line starts (default: the run name)
     live: bool = True  # a live progress line (on a terminal); False in a launcher's worker
     swept: list[str] = field(default_factory=list)  # keys the command varies: always logged as params
-
-
-def git_commit(cwd: str | Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
-    return found
 
 
 def layer_picks(depth: int, cap: int) -> np.ndarray:
