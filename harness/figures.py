@@ -24,7 +24,14 @@ from harness.config import ConfigError, StudyConfig, config_hash
 from harness.metrics import STATS, SUMMARIES, only_in, phase_theory
 from harness.schema import build, key
 
-KINDS = ("profile", "phase", "lines", "heatmap")
+# a figure kind: its roles here, its rows in harness.figure_table, its drawing in harness.sweep_plots.PLOTTERS
+ROLES = {
+    "profile": ["hue", "col"],
+    "phase": ["x", "y", "col"],
+    "lines": ["x", "hue", "col"],
+    "heatmap": ["col"],
+}
+KINDS = tuple(ROLES)
 TRAIN_ONLY, INIT_ONLY, PHASE_THEORY = only_in("train"), only_in("init"), phase_theory()
 
 
@@ -155,14 +162,6 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
     _check_theory_options(plot, kind, metric)
     _check_roles(spec, kind)
     return spec
-
-
-ROLES = {
-    "profile": ["hue", "col"],
-    "heatmap": ["col"],
-    "phase": ["x", "y", "col"],
-    "lines": ["x", "hue", "col"],
-}
 
 
 def _check_roles(spec: FigureSpec, kind: str) -> None:
