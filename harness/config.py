@@ -233,7 +233,7 @@ def config_hash(config: StudyConfig) -> str:
 
 def defaults() -> dict:
     """Every key with its default, as the nested dict Hydra composes onto (the ConfigStore root)."""
-    return dataclasses.asdict(StudyConfig())
+    return to_dict(StudyConfig())
 
 
 def key_table() -> str:

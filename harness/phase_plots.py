@@ -64,9 +64,8 @@ def phase_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
     scale = _colour_scale(measured, metric)
     for ax, part in facets.panels(grid):
         cval = part[col].iloc[0] if col else None
-        mesh = _phase_panel(ax, part, plot, style, scale)
+        mesh, (xc, yc) = _phase_panel(ax, part, plot, style, scale)
         theory = frame if col is None else frame[frame[col] == cval]
-        xc, yc = mesh.centres
         _theory_overlays(ax, theory, plot, plot["x"], plot.get("x_as"), (xc, yc))
     grid.axes[0, 0].set_ylabel(plot["y"].split(".")[-1])
     figure = facets.done(grid)
@@ -86,9 +85,9 @@ def _axis(part: Any, factor: str, derived: str | None) -> tuple[list, np.ndarray
     return [values[i] for i in order], None if numbers is None else numbers[order]
 
 
-def _phase_panel(ax: Any, part: Any, plot: dict, style: dict, scale: dict) -> Any:
+def _phase_panel(ax: Any, part: Any, plot: dict, style: dict, scale: dict) -> tuple[Any, tuple]:
     """One panel's cells (pcolormesh on numeric axes: seaborn's heatmap is categorical), crosses on
-    diverged cells, one tick per cell labelled with its value; the mesh, with ``centres`` set."""
+    diverged cells, one tick per cell labelled with its value; the mesh and the cells' centres (x, y)."""
     xf, yf, x_as = plot["x"], plot["y"], plot.get("x_as")
     (xs, xnum), (ys, ynum) = _axis(part, xf, x_as), _axis(part, yf, None)
     grid = np.full((len(ys), len(xs)), np.nan)
@@ -111,8 +110,7 @@ def _phase_panel(ax: Any, part: Any, plot: dict, style: dict, scale: dict) -> An
     ax.set_yticks(yc, [f"{v:.3g}" for v in yc] if ynum is not None else [str(v) for v in ys])
     ax.set_xlabel(facets.AXIS_LABELS.get(x_as, x_as) if x_as else xf.split(".")[-1])
     ax.set_ylabel("")
-    mesh.centres = (xc, yc)
-    return mesh
+    return mesh, (xc, yc)
 
 
 def _theory_overlays(ax: Any, part: Any, plot: dict, xf: str, x_as: str | None, centres: tuple) -> None:

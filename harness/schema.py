@@ -9,6 +9,7 @@ the source of ``harness --help`` and of the README's key table. Knows nothing of
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from dataclasses import MISSING, field
@@ -81,8 +82,6 @@ def coerce(tp: Any, value: Any, name: str) -> Any:
 
 
 def _hints(cls: type) -> dict[str, Any]:
-    import sys
-
     return typing.get_type_hints(cls, globalns=vars(sys.modules[cls.__module__]))
 
 
