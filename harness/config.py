@@ -29,6 +29,7 @@ InitScheme = Literal[INIT_SCHEMES + tuple(INIT_ALIASES)]  # type: ignore[valid-t
 DATASETS = ("gaussian", "teacher_student", "spirals", "blobs", "digits", "file")
 CLASSIFICATION = ("spirals", "blobs", "digits")
 NOT_HASHED = ("tracking", "study", "resume")  # where and how a run is recorded, not what it computes
+NOT_HASHED_KEYS = (("init", "stack_mb"),)  # how the work is cut up: the numbers are bit for bit the same
 MISSING_HINTS = {"tracking.uri": " (tracking=server: tracking.uri=http://HOST:PORT)"}
 
 
@@ -90,6 +91,10 @@ class InitConfig:
     repeats: int = key(16, "mode=init: independent draws (network seed, batch, probe), averaged in log space")
     batch_size: int = key(64, "mode=init: the batch of each draw")
     jacobian_max_width: int = key(256, "the input-output Jacobian's spectrum up to this width (0: off)")
+    stack_mb: float = key(
+        512.0,
+        "the draws run stacked in one pass up to this much memory (MB); beyond, in chunks (same numbers)",
+    )
 
 
 @dataclass
@@ -162,7 +167,7 @@ def _check_ranges(c: StudyConfig) -> None:
         ("gradcheck.batch_size", c.gradcheck.batch_size), ("tracking.max_layers", c.tracking.max_layers),
         ("model.init_scale", c.model.init_scale), ("optim.lr", c.optim.lr),
         ("gradcheck.threshold", c.gradcheck.threshold), ("tracking.flush_seconds", c.tracking.flush_seconds),
-        ("tracking.heartbeat_seconds", c.tracking.heartbeat_seconds),
+        ("tracking.heartbeat_seconds", c.tracking.heartbeat_seconds), ("init.stack_mb", c.init.stack_mb),
     ]:  # fmt: skip
         _positive(name, value, integer=isinstance(value, int))
     _positive("model.bias_std", c.model.bias_std, zero_ok=True)
@@ -223,10 +228,13 @@ def to_dict(config: StudyConfig) -> dict:
 
 def config_hash(config: StudyConfig) -> str:
     """The first 16 hex digits of the sha256 of everything that determines a run's numbers (all but
-    ``tracking``, ``resume`` and the ``study`` label): runs with the same hash hold the same numbers."""
+    ``tracking``, ``resume``, the ``study`` label and ``init.stack_mb``): runs with the same hash hold the
+    same numbers."""
     values = to_dict(config)
     for launch_only in NOT_HASHED:
         values.pop(launch_only)
+    for group, name in NOT_HASHED_KEYS:
+        values[group].pop(name)
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

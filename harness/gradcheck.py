@@ -281,9 +281,9 @@ def plant_error(linear: Linear, kind: str) -> None:
         if kind == "scale":
             g["W"] *= 1.01
         elif kind == "transpose":
-            g["W"][...] = g["W"].T.copy()
+            g["W"][...] = g["W"].swapaxes(-1, -2).copy()
         elif kind == "bias_entry":
-            g["b"][1] += 0.01 * np.linalg.norm(g["b"])
+            g["b"].reshape(-1)[1] += 0.01 * np.linalg.norm(g["b"])
         else:
             return dout @ linear.params["W"]
         return dx

@@ -189,55 +189,96 @@ def _jacobian(cfg: StudyConfig, net: Network, data: Dataset) -> tuple[dict, dict
     return summary, {"jacobian_sv": sv, "jacobian_width": np.array(jac.shape[0])}
 
 
+def draws_per_pass(cfg: StudyConfig, input_dim: int, output_dim: int) -> int:
+    """How many draws run stacked in one pass: all of them, or as many as ``init.stack_mb`` holds.
+
+    A draw's memory, estimated from above: its parameters and their gradients, and per hidden layer
+    eight (batch, width) arrays (the pass's outputs, gradients and temporaries), three more with a norm
+    layer and with a skip, for each layer of a block."""
+    m, itemsize = cfg.model, np.dtype(cfg.model.dtype).itemsize
+    dims = [input_dim] + [m.width] * m.depth
+    params = sum((a + 1) * b for a, b in zip(dims, dims[1:] + [output_dim], strict=True))
+    params += (m.block_layers - 1) * m.depth * (m.width + 1) * m.width
+    arrays = (8 + 3 * (m.norm != "none") + 3 * m.skip) * m.block_layers * m.depth
+    per_draw = itemsize * (2 * params + arrays * cfg.init.batch_size * m.width)
+    return int(max(1, min(cfg.init.repeats, cfg.init.stack_mb * 2**20 // per_draw)))
+
+
+def _stacked_draws(
+    cfg: StudyConfig, data: Dataset, out_dim: int, seeds: list[np.random.SeedSequence]
+) -> tuple[Network, np.ndarray, np.ndarray | None, Loss]:
+    """A stack of the draws ``seeds``: each draw's Generator gives, in this order, its network's seed,
+    its batch and its probe, exactly as a draw run alone takes them."""
+    net_seeds, xs, targets, probes = [], [], [], []
+    batch, dtype = cfg.init.batch_size, cfg.model.dtype
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        net_seeds.append(int(rng.integers(2**31)))
+        x, target = sample_batch(data, batch, rng)
+        xs.append(x)
+        targets.append(target)
+        probes.append(make_loss(cfg, batch, out_dim, rng, dtype))
+    net = build_network(cfg.network_spec(data.input_dim, out_dim, net_seeds[0]), seeds=net_seeds)
+    loss = LinearProbe(np.stack([p.v for p in probes])) if cfg.loss.name == "probe" else probes[0]
+    return net, np.stack(xs), None if targets[0] is None else np.stack(targets), loss
+
+
 def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
-    """Gradient flow at initialisation over ``cfg.init.repeats`` draws."""
-    data_seed, check_seed, *draw_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + cfg.init.repeats)
+    """Gradient flow at initialisation over ``cfg.init.repeats`` draws, run stacked (``draws_per_pass``
+    at a time): every draw's numbers are bit for bit those of the same draw run alone."""
+    repeats, depth = cfg.init.repeats, cfg.model.depth
+    data_seed, check_seed, *draw_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + repeats)
     data = load_data(cfg.data, np.random.default_rng(data_seed))
     out_dim = data.output_dim(cfg.data.output_dim)
-    per = {k: np.full((cfg.init.repeats, cfg.model.depth), np.nan) for k in STATS}
-    losses = np.full(cfg.init.repeats, np.nan)
+    per = {k: np.full((repeats, depth), np.nan) for k in STATS}
+    losses = np.full(repeats, np.nan)
     diverged_layer, first_net, hists = 0, None, {}
-    ratios = []  # per draw (batch, depth): log(||dL/dh_l||^2 / ||dL/dh_D||^2) of each sample
-    done = 0
+    ratios = []  # per pass (draws * batch, depth): log(||dL/dh_l||^2 / ||dL/dh_D||^2) of each sample
+    done, chunk = 0, draws_per_pass(cfg, data.input_dim, out_dim)
     try:
-        for r, seed in enumerate(draw_seeds):
-            rng = np.random.default_rng(seed)
-            net = build_network(cfg.network_spec(data.input_dim, out_dim, int(rng.integers(2**31))))
-            first_net = first_net or net
-            x, target = sample_batch(data, cfg.init.batch_size, rng)
-            loss = make_loss(cfg, cfg.init.batch_size, out_dim, rng, cfg.model.dtype)
+        for start in range(0, repeats, chunk):
+            net, x, target, loss = _stacked_draws(cfg, data, out_dim, draw_seeds[start : start + chunk])
             with np.errstate(all="ignore"):
-                losses[r] = loss.forward(net.forward(x), target)
+                pass_losses = loss.forward(net.forward(x), target)
                 net.backward(loss.backward())
                 stats = layer_stats(net)
                 hist = gradient_histograms(net)
-                ratios.append(sample_log_ratios(net))
+                ratio = sample_log_ratios(net).reshape(-1, depth)
+            rows = slice(start, start + net.stack)
+            losses[rows] = pass_losses
             for k in STATS:
-                per[k][r] = stats[k]
+                per[k][rows] = stats[k]
             for k, v in hist.items():
                 hists[k] = hists.get(k, 0) + v
-            if not diverged_layer and not (math.isfinite(losses[r]) and np.all(np.isfinite(stats["grad_W"]))):
-                diverged_layer = first_nonfinite_layer(net) or cfg.model.depth + 1
-            done = r + 1
+            bad = ~(np.isfinite(pass_losses) & np.all(np.isfinite(stats["grad_W"]), axis=1))
+            if not diverged_layer and bad.any():
+                diverged_layer = first_nonfinite_layer(net, int(np.argmax(bad))) or depth + 1
+            if first_net is None:
+                first_net = net.draw(0)
+            ratios.append(ratio)
+            done = rows.stop
             if progress:
-                progress(done, cfg.init.repeats)
+                progress(done, repeats)
         report = gradcheck_at_init(cfg, first_net, data, np.random.default_rng(check_seed))
     except KeyboardInterrupt as stop:  # keep what the finished draws measured
         if done:
             part = {k: v[:done] for k, v in per.items()}
+            kept = [np.concatenate(ratios)[: done * cfg.init.batch_size]]
             stop.partial = _init_result(
-                cfg, data, out_dim, part, losses[:done], hists, diverged_layer, None, None, ratios[:done]
+                cfg, data, out_dim, part, losses[:done], hists, diverged_layer, None, None, kept
             )
-            stop.partial.completed = f"{done} of {cfg.init.repeats} draws"
+            stop.partial.completed = f"{done} of {repeats} draws"
         raise
     return _init_result(cfg, data, out_dim, per, losses, hists, diverged_layer, report, first_net, ratios)
 
 
 def sample_log_ratios(net: Network) -> np.ndarray:
-    """(batch, depth): log(||dL/dh_l||^2 / ||dL/dh_D||^2) of each sample, after a backward pass."""
-    squares = np.stack([np.einsum("ij,ij->i", layer.grad_out, layer.grad_out) for layer in net.hidden], 1)
+    """(batch, depth): log(||dL/dh_l||^2 / ||dL/dh_D||^2) of each sample, after a backward pass (a
+    stack: (R, batch, depth))."""
+    squares = np.stack([np.einsum("...ij,...ij->...i", layer.grad_out, layer.grad_out) for layer in net.hidden],
+                       -1)  # fmt: skip
     with np.errstate(all="ignore"):
-        return np.log(squares / squares[:, -1:])
+        return np.log(squares / squares[..., -1:])
 
 
 def log_ratio_variance(ratios: list[np.ndarray]) -> np.ndarray:

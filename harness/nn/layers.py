@@ -3,6 +3,11 @@ caches what ``backward`` needs, and ``backward(dout) -> dx`` that overwrites ``g
 
 Shapes: x is (batch, fan_in), the output (batch, fan_out). Gradients are not accumulated: each backward
 pass overwrites ``grads`` with the gradient of the last forward pass.
+
+A stack of R networks (``build_network(spec, seeds=...)``) runs R independent draws at once: every array
+gains a leading axis of length R (x (R, batch, fan_in), W (R, fan_in, fan_out), b (R, 1, fan_out)) and
+every product is NumPy's stacked matmul, which computes each draw's slice with the same BLAS call as a
+lone network: the numbers are bit for bit a lone network's.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class Layer:
 
 
 class Linear(Layer):
-    """y = x @ W + b, W of shape (fan_in, fan_out), b of shape (fan_out,).
+    """y = x @ W + b, W of shape (fan_in, fan_out), b of shape (fan_out,) (stacked: a leading R axis).
 
     Backward: dW = x^T dout, db = sum_batch dout = 1^T dout, dx = dout W^T (all three by BLAS: the
     sum as a matrix-vector product with ones is 3-5x faster than a reduction over the batch axis).
@@ -65,12 +70,14 @@ class Linear(Layer):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        np.matmul(self.x.T, dout, out=self.grads["W"])
+        W = self.params["W"]
+        np.matmul(self.x.swapaxes(-1, -2), dout, out=self.grads["W"])
         if "b" in self.params:
-            if self._ones.shape[0] != dout.shape[0] or self._ones.dtype != dout.dtype:
-                self._ones = np.ones(dout.shape[0], dout.dtype)
-            np.matmul(self._ones, dout, out=self.grads["b"])
-        return dout @ self.params["W"].T
+            db = self.grads["b"]
+            if self._ones.shape[0] != dout.shape[-2] or self._ones.dtype != dout.dtype:
+                self._ones = np.ones(dout.shape[-2], dout.dtype)
+            np.matmul(self._ones, dout, out=db if db.ndim == 1 else db.reshape(db.shape[0], -1))
+        return dout @ W.swapaxes(-1, -2)
 
 
 class Activation(Layer):

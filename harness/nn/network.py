@@ -21,6 +21,7 @@ init="he_normal")``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -130,17 +131,20 @@ class Network(Sequential):
     """``layers = [block_1, ..., block_depth, readout]``; see the module docstring.
 
     After ``forward``/``backward`` each layer l holds ``h_in``/``h_out`` (h_{l-1}, h_l),
-    ``grad_in``/``grad_out`` (dL/dh_{l-1}, dL/dh_l) and its ``grads``.
+    ``grad_in``/``grad_out`` (dL/dh_{l-1}, dL/dh_l) and its ``grads``. A stack (``seeds`` given,
+    ``stack`` = R) holds R networks in arrays with a leading axis: every one of those gains it.
     """
 
     name = "network"
 
-    def __init__(self, spec: NetworkSpec, layers: list[Layer]) -> None:
+    def __init__(self, spec: NetworkSpec, layers: list[Layer], seeds: list[int] | None = None) -> None:
         names = [f"layer{i + 1}" for i in range(spec.depth)] + ["readout"]
         super().__init__(layers, names=names)
         for layer, layer_name in zip(layers, names, strict=True):
             layer.name = layer_name
         self.spec = spec
+        self.seeds = seeds
+        self.stack = None if seeds is None else len(seeds)
         self.dtype = np.dtype(spec.dtype)
         self.flat_params, self.flat_grads = self._flatten()
         self._norm_arrays: list[tuple[list[np.ndarray], list[np.ndarray]]] | None = None
@@ -181,13 +185,13 @@ class Network(Sequential):
         return self.layers[:-1]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (batch, input_dim) -> y: (batch, output_dim), computed in the spec's dtype."""
+        """x: (batch, input_dim) -> y: (batch, output_dim), computed in the spec's dtype (stacked:
+        (R, batch, input_dim) -> (R, batch, output_dim))."""
         x = np.asarray(x)
-        if x.ndim != 2 or x.shape[1] != self.spec.input_dim:
-            raise ValueError(
-                f"x: expected shape (batch, {self.spec.input_dim}) for input_dim="
-                f"{self.spec.input_dim}, got {x.shape}"
-            )
+        lead = () if self.stack is None else (self.stack,)
+        if x.shape[:-2] != lead or x.ndim != len(lead) + 2 or x.shape[-1] != self.spec.input_dim:
+            want = ", ".join(map(str, lead + ("batch", self.spec.input_dim)))
+            raise ValueError(f"x: expected shape ({want}) for input_dim={self.spec.input_dim}, got {x.shape}")
         return super().forward(x.astype(self.dtype, copy=False))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -200,13 +204,25 @@ class Network(Sequential):
 
     def astype(self, dtype: str) -> Network:
         """A copy in another dtype ("float32" or "float64") with the same parameter values."""
-        twin = build_network(replace(self.spec, dtype=dtype))
+        spec = replace(self.spec, dtype=dtype)
+        twin = _build(spec, _Source(spec, None, self.stack), self.seeds)
         for key, value in self.params.items():
             twin.params[key][...] = value
         return twin
 
+    def draw(self, r: int) -> Network:
+        """Network r of a stack as a lone network, with a copy of its parameters."""
+        if self.stack is None:
+            raise ValueError("draw: this network is not a stack (see build_network's seeds)")
+        spec = replace(self.spec, seed=self.seeds[r])
+        twin = _build(spec, _Source(spec, None), None)
+        for key, value in self.params.items():
+            twin.params[key][...] = value[r]
+        return twin
+
     def gradient_norms(self) -> dict[str, np.ndarray]:
-        """Per hidden layer l = 1..depth, after a backward pass (arrays of length depth):
+        """Per hidden layer l = 1..depth, after a backward pass (arrays of length depth; stacked,
+        (R, depth): network r's norms in row r, each bit for bit a lone network's):
 
         - ``W``: ||dL/dW_l||, Frobenius norm over the block's weight matrices (shortcut excluded);
         - ``b``: ||dL/db_l|| over its biases (0 where it has none);
@@ -217,50 +233,94 @@ class Network(Sequential):
             pick = lambda layer, last: [g for k, g in layer.grads.items()  # noqa: E731
                                         if k.endswith(last) and not k.startswith("shortcut")]  # fmt: skip
             self._norm_arrays = [(pick(layer, "W"), pick(layer, "b")) for layer in self.hidden]
-        sq = lambda arrays: sum(float(np.vdot(g, g)) for g in arrays)  # noqa: E731
+        outs = [layer.grad_out for layer in self.hidden]
+        if self.stack is None:
+            return {"W": _norms([w for w, _ in self._norm_arrays]), "b": _norms([b for _, b in self._norm_arrays]),
+                    "h": _norms([[g] for g in outs])}  # fmt: skip
+        slices = range(self.stack)  # one BLAS dot per draw and array, as a lone network takes
         return {
-            "W": np.sqrt([sq(w) for w, _ in self._norm_arrays]),
-            "b": np.sqrt([sq(b) for _, b in self._norm_arrays]),
-            "h": np.sqrt([float(np.vdot(layer.grad_out, layer.grad_out)) for layer in self.hidden]),
+            "W": np.stack([_norms([[g[r] for g in w] for w, _ in self._norm_arrays]) for r in slices]),
+            "b": np.stack([_norms([[g[r] for g in b] for _, b in self._norm_arrays]) for r in slices]),
+            "h": np.stack([_norms([[g[r]] for g in outs]) for r in slices]),
         }
 
 
-def _plain_block(fan_in: int, fan_out: int, spec: NetworkSpec, rng: np.random.Generator) -> Sequential:
+def _norms(groups: list[list[np.ndarray]]) -> np.ndarray:
+    """sqrt(sum of squares) of each group of arrays (0 for an empty group)."""
+    return np.sqrt([sum(float(np.vdot(g, g)) for g in arrays) for arrays in groups])
+
+
+class _Source:
+    """Where a network's parameters come from: one Generator per network (``seeds``), each drawing in
+    layer order exactly what a lone network of that seed draws; without seeds, zeros (for a copy whose
+    values are written in afterwards). With ``stack`` = R every array has a leading axis of length R."""
+
+    def __init__(self, spec: NetworkSpec, seeds: list[int] | None, stack: int | None = None) -> None:
+        self.spec, self.dtype, self.stack = spec, np.dtype(spec.dtype), stack
+        self.rngs = None if seeds is None else [np.random.default_rng(s) for s in seeds]
+
+    def weight(self, fan_in: int, fan_out: int) -> np.ndarray:
+        s = self.spec
+        return self._fill((fan_in, fan_out), lambda rng: init_weight(s.init, fan_in, fan_out, rng, s.init_scale,
+                                                                    self.dtype))  # fmt: skip
+
+    def bias(self, fan_out: int) -> np.ndarray:
+        shape = (fan_out,) if self.stack is None else (1, fan_out)  # stacked: broadcasts over the batch
+        return self._fill(shape, lambda rng: init_bias(fan_out, rng, self.spec.bias_std, self.dtype))
+
+    def _fill(self, shape: tuple[int, ...], draw: Callable[[np.random.Generator], np.ndarray]) -> np.ndarray:
+        if self.stack is None:
+            return np.zeros(shape, self.dtype) if self.rngs is None else draw(self.rngs[0])
+        out = np.zeros((self.stack, *shape), self.dtype)
+        for r, rng in enumerate(self.rngs or []):
+            out[r] = draw(rng)
+        return out
+
+
+def _plain_block(fan_in: int, fan_out: int, src: _Source) -> Sequential:
     """Linear -> [LayerNorm | BatchNorm] -> activation."""
-    dtype = np.dtype(spec.dtype)
-    W = init_weight(spec.init, fan_in, fan_out, rng, spec.init_scale, dtype)
-    b = None if spec.norm == "batch" else init_bias(fan_out, rng, spec.bias_std, dtype)
+    spec = src.spec
+    W = src.weight(fan_in, fan_out)
+    b = None if spec.norm == "batch" else src.bias(fan_out)
     layers: list[Layer] = [Linear(W, b)]
     names = ["linear"]
     if spec.norm != "none":
         norm_cls = LayerNorm if spec.norm == "layer" else BatchNorm
-        layers.append(norm_cls(fan_out, dtype))
+        layers.append(norm_cls(fan_out, src.dtype, stack=src.stack))
         names.append("norm")
     layers.append(Activation(spec.activation))
     names.append("act")
     return Sequential(layers, names=names, name="block")
 
 
-def _residual_block(fan_in: int, fan_out: int, spec: NetworkSpec, rng: np.random.Generator) -> ResidualBlock:
+def _residual_block(fan_in: int, fan_out: int, src: _Source) -> ResidualBlock:
+    spec = src.spec
     dims = [fan_in] + [fan_out] * spec.block_layers
-    inner = [_plain_block(dims[i], dims[i + 1], spec, rng) for i in range(spec.block_layers)]
+    inner = [_plain_block(dims[i], dims[i + 1], src) for i in range(spec.block_layers)]
     branch = inner[0] if spec.block_layers == 1 else Sequential(inner, name="branch")
-    shortcut = None
-    if fan_in != fan_out:
-        dtype = np.dtype(spec.dtype)
-        shortcut = Linear(init_weight(spec.init, fan_in, fan_out, rng, spec.init_scale, dtype))
+    shortcut = Linear(src.weight(fan_in, fan_out)) if fan_in != fan_out else None
     return ResidualBlock(branch, spec.alpha, shortcut)
 
 
-def build_network(spec: NetworkSpec) -> Network:
-    """Build the network ``spec`` describes, drawing every parameter from
-    ``np.random.default_rng(spec.seed)`` in layer order (same spec, same numbers)."""
-    spec.validate()
-    rng = np.random.default_rng(spec.seed)
+def _build(spec: NetworkSpec, src: _Source, seeds: list[int] | None) -> Network:
     dims = [spec.input_dim] + spec.widths
     make_block = _residual_block if spec.skip else _plain_block
-    layers: list[Layer] = [make_block(dims[i], dims[i + 1], spec, rng) for i in range(spec.depth)]
-    dtype = np.dtype(spec.dtype)
-    W = init_weight(spec.init, dims[-1], spec.output_dim, rng, spec.init_scale, dtype)
-    layers.append(Linear(W, init_bias(spec.output_dim, rng, spec.bias_std, dtype)))
-    return Network(spec, layers)
+    layers: list[Layer] = [make_block(dims[i], dims[i + 1], src) for i in range(spec.depth)]
+    layers.append(Linear(src.weight(dims[-1], spec.output_dim), src.bias(spec.output_dim)))
+    return Network(spec, layers, seeds)
+
+
+def build_network(spec: NetworkSpec, seeds: Sequence[int] | None = None) -> Network:
+    """Build the network ``spec`` describes, drawing every parameter from
+    ``np.random.default_rng(spec.seed)`` in layer order (same spec, same numbers).
+
+    With ``seeds``: a stack of len(seeds) networks that differ only in their seed, network r drawn
+    exactly as ``build_network(replace(spec, seed=seeds[r]))`` (its parameters are slice r of arrays
+    with a leading stack axis); it takes x of shape (R, batch, input_dim)."""
+    spec.validate()
+    if seeds is None:
+        return _build(spec, _Source(spec, [spec.seed]), None)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds: a stack needs at least one seed")
+    return _build(spec, _Source(spec, seeds, len(seeds)), seeds)

@@ -1,6 +1,7 @@
 """Normalisation layers: LayerNorm (over features, per sample) and BatchNorm (over the batch, per
 feature, training-mode statistics).
 
+x is (batch, features), or stacked (R, batch, features) with gamma, beta of shape (R, 1, features).
 Both compute x_hat = (x - mean) / sqrt(var + eps) along their axis and y = gamma * x_hat + beta, with
 gamma, beta of shape (features,). Backward along the same axis, with m entries averaged:
 
@@ -14,6 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from harness.nn.layers import Layer
+
+
+def _batch_sum_into(out: np.ndarray, a: np.ndarray) -> None:
+    """``out`` = the sum of ``a`` (..., batch, n) over its batch axis, in place; ``out`` has its
+    parameter's shape, (n,) or stacked (R, 1, n)."""
+    np.sum(a, axis=-2, out=out.reshape(a.shape[:-2] + a.shape[-1:]))
 
 
 def _normalize(x: np.ndarray, axis: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -38,13 +45,16 @@ class _Normalization(Layer):
 
     axis = -1
 
-    def __init__(self, features: int, dtype: np.dtype | type = np.float64, eps: float = 1e-5):
+    def __init__(
+        self, features: int, dtype: np.dtype | type = np.float64, eps: float = 1e-5, stack: int | None = None
+    ) -> None:
         super().__init__()
         self.eps = eps
-        self.params["gamma"] = np.ones(features, dtype=dtype)
-        self.params["beta"] = np.zeros(features, dtype=dtype)
-        self.grads["gamma"] = np.zeros(features, dtype=dtype)
-        self.grads["beta"] = np.zeros(features, dtype=dtype)
+        shape = (features,) if stack is None else (stack, 1, features)
+        self.params["gamma"] = np.ones(shape, dtype=dtype)
+        self.params["beta"] = np.zeros(shape, dtype=dtype)
+        self.grads["gamma"] = np.zeros(shape, dtype=dtype)
+        self.grads["beta"] = np.zeros(shape, dtype=dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x_hat, self.inv_std = _normalize(x, self.axis, self.eps)
@@ -53,13 +63,13 @@ class _Normalization(Layer):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        np.sum(dout * self.x_hat, axis=0, out=self.grads["gamma"])
-        np.sum(dout, axis=0, out=self.grads["beta"])
+        _batch_sum_into(self.grads["gamma"], dout * self.x_hat)
+        _batch_sum_into(self.grads["beta"], dout)
         return _normalize_backward(dout * self.params["gamma"], self.x_hat, self.inv_std, self.axis)
 
 
 class LayerNorm(_Normalization):
-    """Normalises each sample over its features: x (batch, features)."""
+    """Normalises each sample over its features."""
 
     name = "layernorm"
     axis = -1
@@ -70,4 +80,4 @@ class BatchNorm(_Normalization):
     mode); needs batch >= 2."""
 
     name = "batchnorm"
-    axis = 0
+    axis = -2
