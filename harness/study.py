@@ -25,7 +25,6 @@ mode on Gaussian data); ``diverged`` (0/1), ``diverged_step``, ``diverged_layer`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -275,8 +274,8 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
 def sample_log_ratios(net: Network) -> np.ndarray:
     """(batch, depth): log(||dL/dh_l||^2 / ||dL/dh_D||^2) of each sample, after a backward pass (a
     stack: (R, batch, depth))."""
-    squares = np.stack([np.einsum("...ij,...ij->...i", layer.grad_out, layer.grad_out) for layer in net.hidden],
-                       -1)  # fmt: skip
+    outs = [layer.grad_out for layer in net.hidden]
+    squares = np.stack([np.einsum("...ij,...ij->...i", g, g) for g in outs], -1)
     with np.errstate(all="ignore"):
         return np.log(squares / squares[..., -1:])
 

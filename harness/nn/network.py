@@ -235,8 +235,8 @@ class Network(Sequential):
             self._norm_arrays = [(pick(layer, "W"), pick(layer, "b")) for layer in self.hidden]
         outs = [layer.grad_out for layer in self.hidden]
         if self.stack is None:
-            return {"W": _norms([w for w, _ in self._norm_arrays]), "b": _norms([b for _, b in self._norm_arrays]),
-                    "h": _norms([[g] for g in outs])}  # fmt: skip
+            weights, biases = zip(*self._norm_arrays, strict=True)
+            return {"W": _norms(list(weights)), "b": _norms(list(biases)), "h": _norms([[g] for g in outs])}
         slices = range(self.stack)  # one BLAS dot per draw and array, as a lone network takes
         return {
             "W": np.stack([_norms([[g[r] for g in w] for w, _ in self._norm_arrays]) for r in slices]),
@@ -261,8 +261,8 @@ class _Source:
 
     def weight(self, fan_in: int, fan_out: int) -> np.ndarray:
         s = self.spec
-        return self._fill((fan_in, fan_out), lambda rng: init_weight(s.init, fan_in, fan_out, rng, s.init_scale,
-                                                                    self.dtype))  # fmt: skip
+        draw = lambda rng: init_weight(s.init, fan_in, fan_out, rng, s.init_scale, self.dtype)  # noqa: E731
+        return self._fill((fan_in, fan_out), draw)
 
     def bias(self, fan_out: int) -> np.ndarray:
         shape = (fan_out,) if self.stack is None else (1, fan_out)  # stacked: broadcasts over the batch

@@ -42,7 +42,8 @@ LAYERS = {
     "linear no bias": lambda: _linear(4, 4, 2, bias=False),
     "tanh": lambda: Activation("tanh"),
     "layernorm": lambda: Sequential([_linear(4, 6, 3), LayerNorm(6, stack=R)]),
-    "batchnorm": lambda: Sequential([_linear(4, 6, 4, bias=False), BatchNorm(6, stack=R)]),  # no bias: BN zeroes its grad
+    # no bias before BatchNorm: its gradient is exactly zero (as in a network)
+    "batchnorm": lambda: Sequential([_linear(4, 6, 4, bias=False), BatchNorm(6, stack=R)]),
     "residual": lambda: ResidualBlock(Sequential([_linear(4, 4, 5), Activation("sigmoid")]), 0.7),
     "residual projection": lambda: ResidualBlock(Sequential([_linear(4, 6, 6), Activation("gelu")]), 1.0,
                                                  _linear(4, 6, 7, bias=False)),
