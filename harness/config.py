@@ -113,7 +113,9 @@ class TrackingConfig:
     uri: str | None = key(None, "null: $MLFLOW_TRACKING_URI if set, else sqlite under ./mlruns")
     experiment: str | None = key(None, "the MLflow experiment (null: the study name)")
     max_layers: int = key(16, "per-layer series over training steps for at most this many layers")
-    figures: bool = key(True, "per-run figures as artifacts")
+    figures: bool | Literal["essential"] = key(
+        True, "per-run figures as artifacts: true (all), essential (gradient flow only), false (none)"
+    )
     flush_seconds: float = key(2.0, "train-mode series are streamed to the store at most this often")
     heartbeat_seconds: float = key(30.0, "a running run tags itself alive this often (3 missed: lost)")
 

@@ -13,6 +13,36 @@ from matplotlib.figure import Figure
 from harness import metrics
 
 
+def _share_mathtext_layouts() -> None:
+    """Make every Agg renderer of this process share one mathtext parser.
+
+    Log axes label their ticks in mathtext ("10^-3"), and matplotlib caches a parsed label in the
+    renderer's own parser (``functools.lru_cache`` on a method keys on the instance). Every figure
+    gets a new renderer, so each run's figures parsed the same labels again: about a quarter of their
+    drawing. The parse depends only on the text, dpi, font and hinting (the cache's key), so sharing
+    the parser leaves every pixel as it was (tests/test_plots.py compares the PNG bytes). Skipped, as
+    a speed-up only, if matplotlib's renderer has no such attribute."""
+    from matplotlib.backends import backend_agg
+
+    init = backend_agg.RendererAgg.__init__
+    if getattr(init, "shares_mathtext", False):
+        return
+    shared: dict[str, object] = {}
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN001, N807
+        init(self, *args, **kwargs)
+        parser = getattr(self, "mathtext_parser", None)
+        if parser is not None:
+            self.mathtext_parser = shared.setdefault(getattr(parser, "_output_type", ""), parser)
+
+    __init__.shares_mathtext = True
+    __init__.original = init
+    backend_agg.RendererAgg.__init__ = __init__
+
+
+_share_mathtext_layouts()
+
+
 def _figure(width: float, height: float, left=0.9, bottom=0.55, right=0.15, top=0.4, wspace=0.3) -> Figure:
     """A figure with fixed margins in inches. Per-run figures are drawn for every run of a sweep;
     a layout engine measures every label first and costs about a quarter of the drawing."""

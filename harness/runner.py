@@ -97,13 +97,16 @@ def series_rows(
     return out
 
 
-def _log_figures(run: tracking.Run, result: StudyResult, name: str) -> None:
+def _log_figures(run: tracking.Run, result: StudyResult, name: str, essential: bool = False) -> None:
+    """The run's figures; ``essential``: the gradient flow figure only (``tracking.figures=essential``)."""
     from harness import plots  # matplotlib only when figures are wanted
 
     when = "at initialisation" if result.mode == "init" else f"after step {result.arrays['steps'][-1]}"
     theory_profile = result.profile.get("theory_grad_h") if result.mode == "init" else None
     fig = plots.gradient_flow_figure(result.profile, result.spread, f"{name} ({when})", theory_profile)
     run.log_figure(fig, "figures/gradient_flow.png")
+    if essential:
+        return
     run.log_figure(plots.activation_figure(result.profile, result.spread, name), "figures/activations.png")
     a = result.arrays
     fig = plots.gradient_histogram_figure(
@@ -151,7 +154,7 @@ def _log_result(
         done.add("gradcheck")
     clock = time.perf_counter()
     if figures and config.tracking.figures and "figures" not in done:
-        _log_figures(run, result, name)
+        _log_figures(run, result, name, essential=config.tracking.figures == "essential")
         done.add("figures")
         return time.perf_counter() - clock
     return 0.0

@@ -116,6 +116,19 @@ def test_multirun_parent_and_named_children(tmp_path, launcher):
     assert_nothing_misfiled(client)
 
 
+def test_essential_figures_keep_the_gradient_flow_only(tmp_path):
+    out = harness(tmp_path, "-m", "debug=default", "model.depth=3,4", "tracking.figures=essential")
+    assert out.returncode == 0, out.stderr
+    children = children_of(runs_of(store(tmp_path), "default")[1])
+    assert len(children) == 2
+    for child in children:
+        figures = {a.path for a in store(tmp_path).list_artifacts(child.info.run_id, "figures")}
+        assert figures == {"figures/gradient_flow.png"}
+    bad = harness(tmp_path, "tracking.figures=some")
+    assert bad.returncode == 2
+    assert "tracking.figures: got 'some'; allowed: true or false or one of: essential" in bad.stderr
+
+
 def test_the_sweep_tells_its_story_in_the_store_and_on_the_terminal(tmp_path):
     out = harness(tmp_path, "-m", "debug=default", "gradcheck=off", "study=story", "model.depth=3,12",
                   "model.activation=relu,tanh", "tracking.figures=true")  # fmt: skip

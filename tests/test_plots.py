@@ -97,3 +97,24 @@ def test_jacobian_figure_draws_the_squared_singular_values_and_both_means():
     assert predicted.get_linestyle() == "--"
     for missing in (None, np.nan, 0.0, -1.0):  # no finite positive prediction: no theory line
         assert len(jacobian_figure(sv, width, predicted_mean=missing).axes[0].get_lines()) == 1
+
+
+def test_shared_mathtext_parser_leaves_every_pixel(monkeypatch):
+    """Agg renderers share one mathtext parser (a speed-up): the PNG bytes are those of matplotlib's own
+    per-renderer parser, on a first figure and on one drawn after others warmed the shared cache."""
+    import io
+
+    from matplotlib.backends import backend_agg
+
+    profile = {k: np.geomspace(1e-9, 3.0, 12) * (i + 1) for i, k in enumerate(("grad_W", "grad_b", "grad_h"))}
+    spread = {k: np.full(12, 0.3) for k in profile}
+
+    def png() -> bytes:
+        out = io.BytesIO()
+        gradient_flow_figure(profile, spread, "bytes").savefig(out, format="png")
+        return out.getvalue()
+
+    shared = png(), png()
+    assert backend_agg.RendererAgg.__init__.shares_mathtext
+    monkeypatch.setattr(backend_agg.RendererAgg, "__init__", backend_agg.RendererAgg.__init__.original)
+    assert shared[0] == shared[1] == png()

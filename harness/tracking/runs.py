@@ -24,6 +24,8 @@ from harness.tracking.store import (
     first_line,
 )
 
+PNG_LEVEL = 1
+
 
 class Run:
     """One MLflow run, written in as few calls as MLflow allows: params, tags and metric rows wait in
@@ -152,7 +154,10 @@ class Run:
             self._upload(file, posixpath.dirname(path))
 
     def log_figure(self, figure: Any, path: str) -> None:
-        self._upload_as(path, figure.savefig)
+        """A matplotlib figure as an image; a PNG at zlib level 1: the same pixels as Pillow's default
+        level 6, files about a tenth larger, written faster."""
+        png = {"pil_kwargs": {"compress_level": PNG_LEVEL}} if path.endswith(".png") else {}
+        self._upload_as(path, lambda file: figure.savefig(file, **png))
 
     def log_arrays(self, arrays: dict[str, np.ndarray], path: str) -> None:
         self._upload_as(path, lambda file: np.savez_compressed(file, **arrays))
