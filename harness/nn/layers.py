@@ -52,13 +52,15 @@ class Linear(Layer):
 
     name = "linear"
 
-    def __init__(self, W: np.ndarray, b: np.ndarray | None = None) -> None:
+    def __init__(self, W: np.ndarray, b: np.ndarray | None = None, grads: dict | None = None) -> None:
+        """``grads``: arrays to hold dW (and db), e.g. views into a network's flat buffer; else zeros."""
         super().__init__()
+        grads = grads or {}
         self.params["W"] = W
-        self.grads["W"] = np.zeros_like(W)
+        self.grads["W"] = grads["W"] if "W" in grads else np.zeros(W.shape, W.dtype)
         if b is not None:
             self.params["b"] = b
-            self.grads["b"] = np.zeros_like(b)
+            self.grads["b"] = grads["b"] if "b" in grads else np.zeros(b.shape, b.dtype)
         self.x: np.ndarray | None = None
         self._ones = np.ones(0, W.dtype)  # 1 of the batch's length, for db
 

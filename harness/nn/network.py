@@ -137,7 +137,15 @@ class Network(Sequential):
 
     name = "network"
 
-    def __init__(self, spec: NetworkSpec, layers: list[Layer], seeds: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        spec: NetworkSpec,
+        layers: list[Layer],
+        seeds: list[int] | None = None,
+        flat: tuple | None = None,
+    ) -> None:
+        """``flat``: the (params, grads) buffers the layers' arrays are already views into, in order
+        (``build_network``'s); without it every array is moved into new buffers."""
         names = [f"layer{i + 1}" for i in range(spec.depth)] + ["readout"]
         super().__init__(layers, names=names)
         for layer, layer_name in zip(layers, names, strict=True):
@@ -146,7 +154,9 @@ class Network(Sequential):
         self.seeds = seeds
         self.stack = None if seeds is None else len(seeds)
         self.dtype = np.dtype(spec.dtype)
-        self.flat_params, self.flat_grads = self._flatten()
+        self.flat_params, self.flat_grads = self._flatten() if flat is None else flat
+        if flat is not None and not self._views_of(flat):
+            raise ValueError("flat: the layers' parameters are not views into it, in order")
         self._norm_arrays: list[tuple[list[np.ndarray], list[np.ndarray]]] | None = None
 
     def __setstate__(self, state: dict) -> None:
@@ -158,26 +168,46 @@ class Network(Sequential):
 
     def _flatten(self) -> tuple[np.ndarray, np.ndarray]:
         """Move every parameter and every gradient into one contiguous buffer each; all layers keep
-        views into them (same keys, same shapes). Optimisers and norms then work on one array."""
+        views into them (same keys, same shapes). Optimisers and norms then work on one array.
+
+        Each array is swapped for its view everywhere as soon as it is copied, so it is freed at once:
+        the copy never holds the parameters twice (a depth-1000, width-1024 network is 4 GB in float32)."""
         keys = list(self.params)
         total = sum(self.params[k].size for k in keys)
         flat_p, flat_g = np.empty(total, self.dtype), np.zeros(total, self.dtype)
-        swap, offset = {}, 0
-        for k in keys:
-            p, g = self.params[k], self.grads[k]
-            view_p = flat_p[offset : offset + p.size].reshape(p.shape)
-            view_p[...] = p
-            swap[id(p)] = view_p
-            swap[id(g)] = flat_g[offset : offset + p.size].reshape(p.shape)
-            offset += p.size
+        holders: dict[int, list[tuple[dict, str]]] = {}  # id of an array -> the dicts that hold it
         stack: list[Layer] = [self]
         while stack:
             layer = stack.pop()
             for store in (layer.params, layer.grads):
                 for key, value in store.items():
-                    store[key] = swap.get(id(value), value)
+                    holders.setdefault(id(value), []).append((store, key))
             stack.extend(layer.sublayers())
+        offset = 0
+        for k in keys:
+            p, g = self.params[k], self.grads[k]
+            views = (
+                flat_p[offset : offset + p.size].reshape(p.shape),
+                flat_g[offset : offset + p.size].reshape(p.shape),
+            )
+            views[0][...] = p
+            for array, view in zip((p, g), views, strict=True):
+                for store, key in holders.pop(id(array)):
+                    store[key] = view
+            offset += p.size
+            del p, g
         return flat_p, flat_g
+
+    def _views_of(self, flat: tuple[np.ndarray, np.ndarray]) -> bool:
+        """Every parameter and gradient is the view of ``flat`` at its place in parameter order."""
+        offset = 0
+        for key, p in self.params.items():
+            for array, buffer in ((p, flat[0]), (self.grads[key], flat[1])):
+                if array.base is not buffer or array.__array_interface__["data"][0] != (
+                    buffer.__array_interface__["data"][0] + offset * buffer.itemsize):  # fmt: skip
+                    return False
+            offset += p.size
+        return offset == flat[0].size
 
     @property
     def hidden(self) -> list[Layer]:
@@ -250,43 +280,85 @@ def _norms(groups: list[list[np.ndarray]]) -> np.ndarray:
     return np.sqrt([sum(float(np.vdot(g, g)) for g in arrays) for arrays in groups])
 
 
+def parameter_count(spec: NetworkSpec) -> int:
+    """The number of parameter entries of the network ``spec`` describes (of each network of a stack)."""
+    dims = [spec.input_dim] + spec.widths
+
+    def plain(a: int, b: int) -> int:  # W, b unless BatchNorm follows, gamma and beta of a norm
+        return a * b + (spec.norm != "batch") * b + (spec.norm != "none") * 2 * b
+
+    total = dims[-1] * spec.output_dim + spec.output_dim
+    for a, b in zip(dims, dims[1:], strict=False):
+        if spec.skip:
+            total += plain(a, b) + (spec.block_layers - 1) * plain(b, b) + (a != b) * a * b
+        else:
+            total += plain(a, b)
+    return total
+
+
 class _Source:
     """Where a network's parameters come from: one Generator per network (``seeds``), each drawing in
     layer order exactly what a lone network of that seed draws; without seeds, zeros (for a copy whose
-    values are written in afterwards). With ``stack`` = R every array has a leading axis of length R."""
+    values are written in afterwards). With ``stack`` = R every array has a leading axis of length R.
+
+    Every parameter and gradient is a view into the network's two flat buffers, allocated first: a
+    network's parameters are never held twice while it is built (the gradients' buffer is calloc'd,
+    so it costs no memory until a backward pass writes it)."""
 
     def __init__(self, spec: NetworkSpec, seeds: list[int] | None, stack: int | None = None) -> None:
         self.spec, self.dtype, self.stack = spec, np.dtype(spec.dtype), stack
         self.rngs = None if seeds is None else [np.random.default_rng(s) for s in seeds]
+        total = parameter_count(spec) * (stack or 1)
+        self.flat = (
+            (np.empty if seeds is not None else np.zeros)(total, self.dtype),
+            np.zeros(total, self.dtype),
+        )
+        self.offset = 0
 
-    def weight(self, fan_in: int, fan_out: int) -> np.ndarray:
+    def _take(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """The next parameter's view and its gradient's, in the network's parameter order."""
+        shape = shape if self.stack is None else (self.stack, *shape)
+        size = math.prod(shape)
+        start, self.offset = self.offset, self.offset + size
+        return tuple(flat[start : self.offset].reshape(shape) for flat in self.flat)
+
+    def _fill(self, shape: tuple[int, ...], draw: Callable[[np.random.Generator], np.ndarray]) -> tuple:
+        param, grad = self._take(shape)
+        if self.rngs is None:  # zeros
+            return param, grad
+        if self.stack is None:
+            param[...] = draw(self.rngs[0])
+        else:
+            for r, rng in enumerate(self.rngs):
+                param[r] = draw(rng)
+        return param, grad
+
+    def linear(self, fan_in: int, fan_out: int, bias: bool = True) -> Linear:
         s = self.spec
         draw = lambda rng: init_weight(s.init, fan_in, fan_out, rng, s.init_scale, self.dtype)  # noqa: E731
-        return self._fill((fan_in, fan_out), draw)
-
-    def bias(self, fan_out: int) -> np.ndarray:
+        W, dW = self._fill((fan_in, fan_out), draw)
+        if not bias:
+            return Linear(W, None, {"W": dW})
         shape = (fan_out,) if self.stack is None else (1, fan_out)  # stacked: broadcasts over the batch
-        return self._fill(shape, lambda rng: init_bias(fan_out, rng, self.spec.bias_std, self.dtype))
+        b, db = self._fill(shape, lambda rng: init_bias(fan_out, rng, s.bias_std, self.dtype))
+        return Linear(W, b, {"W": dW, "b": db})
 
-    def _fill(self, shape: tuple[int, ...], draw: Callable[[np.random.Generator], np.ndarray]) -> np.ndarray:
-        if self.stack is None:
-            return np.zeros(shape, self.dtype) if self.rngs is None else draw(self.rngs[0])
-        out = np.zeros((self.stack, *shape), self.dtype)
-        for r, rng in enumerate(self.rngs or []):
-            out[r] = draw(rng)
-        return out
+    def norm(self, fan_out: int) -> Layer:
+        layer = (LayerNorm if self.spec.norm == "layer" else BatchNorm)(fan_out, self.dtype, stack=self.stack)
+        for key in ("gamma", "beta"):
+            param, grad = self._take((fan_out,) if self.stack is None else (1, fan_out))
+            param[...] = layer.params[key]
+            layer.params[key], layer.grads[key] = param, grad
+        return layer
 
 
 def _plain_block(fan_in: int, fan_out: int, src: _Source) -> Sequential:
     """Linear -> [LayerNorm | BatchNorm] -> activation."""
     spec = src.spec
-    W = src.weight(fan_in, fan_out)
-    b = None if spec.norm == "batch" else src.bias(fan_out)
-    layers: list[Layer] = [Linear(W, b)]
+    layers: list[Layer] = [src.linear(fan_in, fan_out, bias=spec.norm != "batch")]
     names = ["linear"]
     if spec.norm != "none":
-        norm_cls = LayerNorm if spec.norm == "layer" else BatchNorm
-        layers.append(norm_cls(fan_out, src.dtype, stack=src.stack))
+        layers.append(src.norm(fan_out))
         names.append("norm")
     layers.append(Activation(spec.activation))
     names.append("act")
@@ -298,7 +370,7 @@ def _residual_block(fan_in: int, fan_out: int, src: _Source) -> ResidualBlock:
     dims = [fan_in] + [fan_out] * spec.block_layers
     inner = [_plain_block(dims[i], dims[i + 1], src) for i in range(spec.block_layers)]
     branch = inner[0] if spec.block_layers == 1 else Sequential(inner, name="branch")
-    shortcut = Linear(src.weight(fan_in, fan_out)) if fan_in != fan_out else None
+    shortcut = src.linear(fan_in, fan_out, bias=False) if fan_in != fan_out else None
     return ResidualBlock(branch, spec.alpha, shortcut)
 
 
@@ -306,8 +378,8 @@ def _build(spec: NetworkSpec, src: _Source, seeds: list[int] | None) -> Network:
     dims = [spec.input_dim] + spec.widths
     make_block = _residual_block if spec.skip else _plain_block
     layers: list[Layer] = [make_block(dims[i], dims[i + 1], src) for i in range(spec.depth)]
-    layers.append(Linear(src.weight(dims[-1], spec.output_dim), src.bias(spec.output_dim)))
-    return Network(spec, layers, seeds)
+    layers.append(src.linear(dims[-1], spec.output_dim))
+    return Network(spec, layers, seeds, flat=src.flat)
 
 
 def build_network(spec: NetworkSpec, seeds: Sequence[int] | None = None) -> Network:

@@ -13,10 +13,12 @@ A ``Network`` keeps all parameters in one buffer and all gradients in another; a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
 Triples = list[tuple[str, np.ndarray, np.ndarray]]
+BLOCK = 2**18  # entries per update block (2 MB in float64): the scratch's size, in cache
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
@@ -78,7 +80,17 @@ class _Optimizer:
             if flat_p is not None and flat_g is not None
             else [(p, g) for _, p, g in params]
         )
-        self.scratch = [np.empty_like(p) for p, _ in self.pairs]
+        # updates run over blocks of at most BLOCK entries: a scratch of one block, not of the network
+        self.scratch = np.empty(min(BLOCK, max(p.size for p, _ in self.pairs)), self.pairs[0][0].dtype)
+
+    def blocks(self, *state: list[np.ndarray]) -> Iterator[tuple[np.ndarray, ...]]:
+        """(param, grad, *state, scratch) over consecutive blocks of every pair, flat views (the update
+        is elementwise: blocks give the same numbers as whole arrays)."""
+        for i, (p, g) in enumerate(self.pairs):
+            arrays = [a.reshape(-1) for a in (p, g, *(s[i] for s in state))]
+            for start in range(0, p.size, BLOCK):
+                stop = min(start + BLOCK, p.size)
+                yield (*(a[start:stop] for a in arrays), self.scratch[: stop - start])
 
     def step(self) -> float | None:
         """Apply one update from the current gradients. With ``clip_norm``, clip first and return the
@@ -103,13 +115,12 @@ class SGD(_Optimizer):
         self.velocity = [np.zeros_like(p) for p, _ in self.pairs] if momentum else []
 
     def _update(self) -> None:
-        for i, (p, g) in enumerate(self.pairs):
+        for p, g, *v, tmp in self.blocks(*([self.velocity] if self.momentum else [])):
             if self.momentum:
-                v = self.velocity[i]
-                v *= self.momentum
-                v += g
-                g = v
-            step = np.multiply(g, self.lr, out=self.scratch[i])
+                v[0] *= self.momentum
+                v[0] += g
+                g = v[0]
+            step = np.multiply(g, self.lr, out=tmp)
             p -= step
 
 
@@ -136,7 +147,7 @@ class Adam(_Optimizer):
         self.t += 1
         step = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
         eps_hat = self.eps * math.sqrt(1.0 - self.beta2**self.t)
-        for (p, g), m, s, tmp in zip(self.pairs, self.m, self.s, self.scratch, strict=True):
+        for p, g, m, s, tmp in self.blocks(self.m, self.s):
             m *= self.beta1
             m += np.multiply(g, 1.0 - self.beta1, out=tmp)
             s *= self.beta2

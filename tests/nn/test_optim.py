@@ -141,3 +141,22 @@ def test_flat_buffer_path_equals_the_per_array_path(name, kwargs):
         )
     for (_, p, _), (_, q, _) in zip(net.parameters(), copies, strict=True):
         np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_updates_in_blocks_are_the_whole_array_update(name, monkeypatch):
+    """Optimisers update in blocks of ``BLOCK`` entries through a scratch of one block: a network of
+    several blocks (BLOCK set to 7 entries) takes bit for bit the same steps as in one block."""
+    from harness.nn import NetworkSpec, build_network, make_optimizer, optim
+
+    spec = NetworkSpec(input_dim=4, width=5, depth=3, output_dim=2, activation="tanh", init="xavier_normal")
+    nets = [build_network(spec) for _ in range(2)]
+    x = np.random.default_rng(0).standard_normal((6, 4))
+    for net, block in zip(nets, [optim.BLOCK, 7], strict=True):
+        monkeypatch.setattr(optim, "BLOCK", block)
+        opt = make_optimizer(name, net.parameters(), 0.1)
+        assert opt.scratch.size == min(block, net.flat_params.size)
+        for _ in range(3):
+            net.backward(np.ones((6, 2)) * net.forward(x))
+            opt.step()
+    assert nets[0].flat_params.size > 7 and np.array_equal(nets[0].flat_params, nets[1].flat_params)
