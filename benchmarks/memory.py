@@ -24,7 +24,7 @@ CASES = {
     "init_one_pass": "init(200, 512, 1e6)",
 }
 
-CHILD = r'''
+CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 
@@ -64,7 +64,7 @@ def init(depth, width, cap):
 out = eval(sys.argv[1])
 out["peak_mb"] = peak_mb()
 print(json.dumps(out))
-'''
+"""
 
 
 def main() -> None:
@@ -82,7 +82,11 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", CHILD, CASES[case]], capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"{case} failed:\n{out.stderr[-2000:]}")
-        row = {"case": case, **json.loads(out.stdout.strip().splitlines()[-1]), "wall_s": time.perf_counter() - t}
+        row = {
+            "case": case,
+            **json.loads(out.stdout.strip().splitlines()[-1]),
+            "wall_s": time.perf_counter() - t,
+        }
         rows.append(row)
         print(table([row], cols).splitlines()[1], flush=True)
     write_json(args.json, "memory", rows)
