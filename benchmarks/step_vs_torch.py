@@ -89,6 +89,25 @@ def matmuls_only(width, depth, batch, dtype):
     return step
 
 
+def own_matmuls_only(width, depth, batch, dtype):
+    """The step's products on arrays of its own size: a weight, an activation, a gradient and a weight
+    gradient per layer, all distinct (as in the network), so the weights stream from memory as in the
+    step; ``matmuls_only`` reuses one of each, which stays in cache."""
+    rng = np.random.default_rng(0)
+    xs, ds = (rng.standard_normal((depth + 1, batch, width)).astype(dtype) for _ in range(2))
+    ws = rng.standard_normal((depth + 1, width, width)).astype(dtype)
+    gws, outs = np.empty_like(ws), np.empty_like(xs)
+
+    def step():
+        for l in range(depth + 1):  # noqa: E741
+            np.matmul(xs[l], ws[l], out=outs[l])
+        for l in range(depth, -1, -1):  # noqa: E741
+            np.matmul(xs[l].T, ds[l], out=gws[l])
+            np.matmul(ds[l], ws[l].T, out=outs[l])
+
+    return step
+
+
 def torch_matmuls_only(width, depth, batch, dtype):
     """The same products in torch (its BLAS): tells how much of a gap is the matrix library's."""
     tdtype = getattr(torch, dtype)
