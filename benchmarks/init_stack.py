@@ -1,4 +1,4 @@
-"""8. Init mode's draws: R draws one at a time (a lone network each: build, forward, backward,
+"""10. Init mode's draws: R draws one at a time (a lone network each: build, forward, backward,
 statistics) against the same R draws stacked in one pass (``build_network(spec, seeds=...)``), side by
 side in one process, for a few widths at depth 20 (tanh, Xavier, batch 64, probe loss). "passes" leaves
 out the build (whose cost is the Generator's normal draws, the same in both); "draws" includes it.

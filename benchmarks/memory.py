@@ -1,4 +1,4 @@
-"""7. Peak memory (the process's peak resident set, VmHWM), each case in a fresh process: a training step
+"""11. Peak memory (the process's peak resident set, VmHWM), each case in a fresh process: a training step
 of a depth-1000, width-1024 network (forward, MSE, backward, SGD), and a 16-draw init study at depth
 200, width 512 under the default ``init.stack_mb`` cap (chunks) and with the cap raised so that all 16
 draws run stacked in one pass; beside each, the parameters' own size and the cap's estimate.
