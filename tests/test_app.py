@@ -201,8 +201,9 @@ def test_the_sweep_tells_its_story_in_the_store_and_on_the_terminal(tmp_path):
 
 
 def test_verbose_shows_hydra_and_progress(tmp_path):
+    # a pass of stacked draws reports once: a cap of 10 kB runs them one at a time, 20 reports
     out = harness(tmp_path, "-v", "-m", "debug=default", "gradcheck=off", "study=loud", "model.depth=3,4",
-                  "init.repeats=20")  # fmt: skip
+                  "init.repeats=20", "init.stack_mb=0.01")  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "[HYDRA] Launching 2 jobs locally" in out.stdout + out.stderr
     progress = [line for line in out.stderr.splitlines() if line.startswith("[1/2] tanh xavier D=3 plain: ")]
