@@ -44,9 +44,6 @@ class Problem:
     analytic: list[np.ndarray]
     signature: Callable[[], bytes] | None = None  # which side of each kink, for the last pass
     loss_at: Callable[[str], float] | None = None  # the loss when only this layer's tensors moved
-    # the loss and kink signature of many variants of one layer's tensors ({tensor index: values}), in
-    # one pass where the model allows: each bit for bit what loss_at and signature give for it alone
-    losses_at: Callable[[str, list[dict[int, np.ndarray]]], list[tuple[float, bytes | None]]] | None = None
 
     def loss_of(self, layer: str) -> float:
         """loss() with only ``layer``'s tensors perturbed: a partial pass where the model allows."""
@@ -211,64 +208,18 @@ def _direction(
     return (a / (2 * step), (lp - lm) / (2 * step), step), kinks, 0, passes
 
 
-def _moved(original: np.ndarray, step: float, u: np.ndarray) -> np.ndarray:
-    """original + step u, stored in the original's dtype (as ``_along`` stores it in place)."""
-    return np.add(original, step * u, out=np.empty_like(original), casting="unsafe")
-
-
-def _first_steps(p: Problem, originals: list, plan: list, eps: float, base: bytes | None) -> dict:
-    """The first attempt (step ``eps``, both signs) of every direction that moves one layer's tensors,
-    all variants of a layer in one ``losses_at`` call. Returns what ``_direction`` returns for the
-    directions this settles (no kink straddled, or too little left after rounding); the rest (a kink)
-    go through ``_direction`` from the start, with the same numbers as if nothing had been batched."""
-    by_layer: dict[str, list] = {}
-    for g, (layer, _, members, us) in enumerate(plan):
-        if layer == "all":
-            continue
-        for d, u in enumerate(us):
-            for sign in (1.0, -1.0):
-                values = {k: originals[k] for k, t in enumerate(p.tensors) if t[0] == layer}  # every one
-                values |= {k: _moved(originals[k], sign * eps, uk) for k, uk in zip(members, u, strict=True)}
-                by_layer.setdefault(layer, []).append(((g, d), values))
-    out, seen = {}, {}
-    for layer, variants in by_layer.items():
-        for (key, values), result in zip(variants, p.losses_at(layer, [v for _, v in variants]), strict=True):
-            seen.setdefault(key, []).append((values, result))
-    for (g, d), ((plus, (lp, sig_p)), (minus, (lm, sig_m))) in seen.items():
-        members = plan[g][2]
-        moved = [(plus[k] - originals[k], minus[k] - originals[k]) for k in members]
-        stored = np.sqrt(sum(float(np.vdot(d1 - d2, d1 - d2)) for d1, d2 in moved))
-        if stored < eps:
-            out[(g, d)] = None, 0, 1, 2
-        elif base is None or (sig_p == base and sig_m == base):
-            a = sum(
-                float(np.vdot(p.analytic[k], d1 - d2)) for k, (d1, d2) in zip(members, moved, strict=True)
-            )
-            out[(g, d)] = (a / (2 * eps), (lp - lm) / (2 * eps), eps), 0, 0, 2
-    return out
-
-
 def run_directional(p: Problem, eps: float, directions: int, rng, threshold) -> tuple[list, int]:
-    """Directional derivatives for "all", each layer, and each tensor. Every direction is drawn first
-    (in the order they are compared); with ``losses_at``, the first step of every one-layer direction
-    runs batched by layer."""
+    """Directional derivatives for "all", each layer, and each tensor."""
     loss0 = p.loss()  # one unperturbed pass: also the reference side of every kink
     base = _signature(p)
     originals = [arr.copy() for _, _, arr in p.tensors]
-    plan = []  # (layer, tensor, members, unit directions)
+    passes, rows = 1, []
     for layer, tensor, members in _groups(p):
-        us = []
+        a, n, floors, kinks, lost = [], [], [], 0, 0
         for _ in range(directions):
             u = [rng.standard_normal(originals[k].shape) for k in members]
             norm = np.sqrt(sum(float(np.vdot(x, x)) for x in u))
-            us.append([x / norm for x in u])
-        plan.append((layer, tensor, members, us))
-    first = _first_steps(p, originals, plan, eps, base) if p.losses_at is not None else {}
-    passes, rows = 1, []
-    for g, (layer, tensor, members, us) in enumerate(plan):
-        a, n, floors, kinks, lost = [], [], [], 0, 0
-        for d, u in enumerate(us):
-            found, k, gone, cost = first.get((g, d)) or _direction(p, originals, members, u, eps, base)
+            found, k, gone, cost = _direction(p, originals, members, [x / norm for x in u], eps, base)
             kinks, lost, passes = kinks + k, lost + gone, passes + cost
             if found is not None:
                 a.append(found[0])

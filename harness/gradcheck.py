@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.differences import CheckRow, Problem, kink_signature, kinked, run_directional, run_entries, sides
-from harness.nn.layers import Activation, Layer, Linear
+from harness.nn.layers import Layer, Linear
 from harness.nn.network import Network
 
 __all__ = ["CheckRow", "GradcheckReport", "check_function", "check_layer", "check_loss", "check_network",
@@ -261,72 +261,7 @@ def _passes(ref: Network, x_ref: np.ndarray, loss, target: np.ndarray | None) ->
         i = fresh[0]
         return b"".join(base_sides[:i]) + b"".join(sides(a) for a in acts[i:])
 
-    tensors = [v for _, v, _ in ref.parameters()] + [x_ref]  # check_network's tensors, in its order
-
-    def losses_at(layer: str, variants: list[dict[int, np.ndarray]]) -> list[tuple[float, bytes | None]]:
-        """Many variants of one layer's tensors in stacked passes: a leading variant axis from that
-        layer on (the layers after it broadcast their own weights over it)."""
-        out = []
-        for chunk in _chunks(variants, sum(v.nbytes for v in variants[0].values())):
-            out += stacked_losses(layer, chunk)
-        return out
-
-    def stacked_losses(layer: str, variants: list[dict[int, np.ndarray]]) -> list[tuple[float, bytes | None]]:
-        stacks = {k: np.stack([v[k] for v in variants]) for k in variants[0]}
-        if layer not in start:  # the input: the whole pass, on a stack of inputs
-            i, y = 0, ref.forward_from(0, stacks[len(tensors) - 1])
-        else:
-            i, leaves, swapped = start[layer], _leaf_holders(ref.layers[start[layer]]), []
-            for k, stacked in stacks.items():
-                holder, key = leaves[id(tensors[k])]
-                swapped.append((holder, key, holder.params[key]))
-                holder.params[key] = (
-                    stacked[:, None, :] if stacked.ndim == 2 else stacked
-                )  # vectors: per sample
-            try:
-                y = ref.forward_from(i, inputs[i])
-            finally:
-                for holder, key, original in swapped:
-                    holder.params[key] = original
-        before = b"".join(base_sides[:i])
-
-        def signature_of(e: int) -> bytes:
-            return before + b"".join(sides([_Variant(a, e) for a in group]) for group in acts[i:])
-
-        return [
-            (loss.forward(y[e], target), signature_of(e) if any(acts) else None) for e in range(len(variants))
-        ]
-
-    return {"loss": full, "signature": signature if any(acts) else None, "loss_at": loss_at,
-            "losses_at": losses_at}  # fmt: skip
-
-
-class _Variant:
-    """One variant's side of an activation in a stacked pass, for ``sides``: its slice of the cached
-    pre-activation (an activation before the perturbed layer holds the unstacked pass's)."""
-
-    def __init__(self, act: Activation, e: int) -> None:
-        self.fn, self.x = act.fn, act.x if act.x.ndim == 2 else act.x[e]
-
-
-def _leaf_holders(block: Layer) -> dict[int, tuple[Layer, str]]:
-    """id of each parameter array -> the primitive layer whose ``params`` compute with it."""
-    out, stack = {}, [block]
-    while stack:
-        node = stack.pop()
-        children = node.sublayers()
-        if not children:
-            out |= {id(v): (node, k) for k, v in node.params.items()}
-        stack.extend(children)
-    return out
-
-
-VARIANTS_BYTES = 64 * 2**20  # at most this much of stacked parameter variants in one pass
-
-
-def _chunks(variants: list, each: int) -> list[list]:
-    n = max(1, VARIANTS_BYTES // max(1, each))
-    return [variants[s : s + n] for s in range(0, len(variants), n)]
+    return {"loss": full, "signature": signature if any(acts) else None, "loss_at": loss_at}
 
 
 PLANTED = ("scale", "transpose", "bias_entry", "dx_untransposed")

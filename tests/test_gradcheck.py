@@ -199,37 +199,3 @@ def test_vanishing_relu_network_is_checked_not_false_alarmed():
     plant_error(net.layers[24].layers[0], "bias_entry")  # layer25's Linear
     report = check_network(net, x, probe, mode="directional", directions=2)
     assert report.failed_layers == ["layer25"], report.summary()
-
-
-@pytest.mark.parametrize(
-    "kw",
-    [
-        dict(activation="relu", init="he_normal", bias_std=0.1),
-        dict(activation="relu", init="he_normal", init_scale=0.05),  # tiny pre-activations: kinks, retried
-        dict(activation="relu", init="he_normal", skip=True, block_layers=2, input_dim=5),
-        dict(activation="leaky_relu", init="he_normal", norm="batch", dtype="float32"),
-        dict(activation="elu", init="he_normal", norm="layer", skip=True),
-    ],
-)
-def test_batched_first_steps_give_the_sequential_report(kw, monkeypatch):
-    """The directional check takes the first step of every one-layer direction in stacked passes
-    (``losses_at``): the report is bit for bit the one of one pass per step."""
-    import harness.gradcheck as gc
-    from harness.nn import LinearProbe, NetworkSpec, build_network
-
-    spec = NetworkSpec(**(dict(input_dim=6, width=12, depth=6, output_dim=4, seed=3) | kw))
-    rng = np.random.default_rng(5)
-    x, loss = rng.standard_normal((8, spec.input_dim)), LinearProbe.random((8, 4), rng)
-
-    def report():
-        r = gc.check_network(build_network(spec), x, loss, mode="directional", directions=3, seed=1)
-        return r.forward_passes, [
-            (w.layer, w.tensor, w.checked, w.kinks, w.rel_error, w.noise) for w in r.rows
-        ]
-
-    batched = report()
-    passes = gc._passes
-    monkeypatch.setattr(gc, "_passes", lambda *a: passes(*a) | {"losses_at": None})
-    assert report() == batched
-    if kw.get("init_scale") == 0.05:
-        assert sum(row[3] for row in batched[1]) > 0  # the retries ran
