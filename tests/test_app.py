@@ -271,7 +271,10 @@ def test_a_failing_job_fails_its_child_and_parent_but_not_the_others(tmp_path):
         (["data=nope"], "harness: error: data: unknown option 'nope'; allowed: blobs, digits, file"),
         (["mode=train"], "harness: error: loss.name: 'probe' is for mode=init"),
         (["init.stack_mb=0"], "harness: error: init.stack_mb: got 0.0; allowed: a finite number > 0"),
-        (["tracking.figures=some"], "harness: error: tracking.figures: got 'some'; allowed: true or false or"),
+        (
+            ["tracking.figures=some"],
+            "harness: error: tracking.figures: got 'some'; allowed: true or false or",
+        ),
     ],
 )
 def test_bad_config_one_line_no_run(tmp_path, args, message):
