@@ -33,14 +33,16 @@ LAUNCH_ENV = "HARNESS_LAUNCH"
 
 @dataclass
 class Launch:
-    """What ``main`` decided before Hydra started: the store, the experiment, the number of jobs and
-    the parent to resume (None: a new sweep)."""
+    """What ``main`` decided before Hydra started: the store, the experiment, the number of jobs, the
+    parent to resume (None: a new sweep) and whether the pre-flight composed every job (the sweeper
+    then does not compose them again: ``hydra_plugins.harness_launchers.sweeper``)."""
 
     uri: str
     experiment: str
     experiment_id: str
     jobs: int = 1
     resume_id: str | None = None
+    validated: bool = False
 
     def export(self) -> None:
         """Hand this launch to the callback and the jobs of this process (and its children)."""
