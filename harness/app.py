@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from harness import processes
+from harness import processes, runtime
 from harness.callbacks import (
     LAUNCH_ENV,
     SWEEP_ENV,
@@ -32,7 +32,7 @@ from harness.callbacks import (
     without_resume,
 )
 from harness.config import ConfigError, StudyConfig, config_hash, parse_config
-from harness.preflight import CONF_DIR, task_words, validate_command
+from harness.preflight import CONF_DIR, MAX_COMBINATIONS, task_words, validate_command
 from harness.progress import VERBOSE_ENV
 from harness.story import FIRST_PARAMS, run_name
 from harness.tracking import StoreError
@@ -71,7 +71,15 @@ def _job(cfg: DictConfig) -> None:
 
 
 def _run_job(cfg: DictConfig) -> None:
-    """One job: a single run, or a child of a multirun."""
+    """One job: a single run, or a child of a multirun, in a process tuned by ``harness.runtime``."""
+    runtime.keep_freed_memory()  # a launcher's worker never ran main()
+    try:
+        _one_job(cfg)
+    finally:  # the first job of a process imports MLflow and matplotlib
+        runtime.freeze_long_lived()
+
+
+def _one_job(cfg: DictConfig) -> None:
     from harness.runner import JobContext, execute
 
     config = parse_config(OmegaConf.to_container(cfg, resolve=True))
@@ -174,6 +182,7 @@ def _plan(argv: list[str], multirun: bool) -> Launch | None:
     jobs, config = validate_command(argv)
     launch = prepare_store(config)
     launch.jobs = jobs if multirun else 1
+    launch.validated = jobs <= MAX_COMBINATIONS  # every combination composed, not each value alone
     if config.resume is not False:
         where = (launch.uri, launch.experiment_id, launch.experiment)
         if multirun:
@@ -196,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         _job()
         return
     processes.install(on_signal=_on_signal)
+    runtime.keep_freed_memory()
     for name in (LAUNCH_ENV, SWEEP_ENV):  # a launch earlier in this process is not this one's
         os.environ.pop(name, None)
     try:
@@ -203,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         if launch is None:
             return
         launch.export()
+        runtime.freeze_long_lived()
     except (ConfigError, StoreError) as err:  # bad input, or a store that cannot be used
         print(f"harness: error: {err}", file=sys.stderr)
         sys.exit(2)
