@@ -88,10 +88,17 @@ def init_weight(
     rng: np.random.Generator,
     scale: float = 1.0,
     dtype: np.dtype | type = np.float64,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A (fan_in, fan_out) weight matrix drawn from ``scheme`` and multiplied by ``scale``."""
+    """A (fan_in, fan_out) weight matrix drawn from ``scheme`` and multiplied by ``scale``. ``out``: a
+    C-contiguous (fan_in, fan_out) array of ``dtype`` to draw into (a network's parameter buffer); the
+    numbers are the same either way (float64 normals are drawn straight into it)."""
     scheme = canonical_init(scheme)
     std = init_std(scheme, fan_in, fan_out, scale)
+    if scheme.endswith("_normal") and out is not None and out.dtype == np.float64:
+        rng.standard_normal(out=out)
+        out *= std
+        return out
     if scheme == "orthogonal":
         w = _orthogonal(fan_in, fan_out, rng)
         w *= scale
@@ -101,7 +108,10 @@ def init_weight(
     else:  # uniform schemes: U[-a, a] has std a / sqrt(3)
         a = math.sqrt(3.0) * std
         w = rng.uniform(-a, a, size=(fan_in, fan_out))
-    return w.astype(dtype, copy=False)
+    if out is None:
+        return w.astype(dtype, copy=False)
+    out[...] = w
+    return out
 
 
 def init_bias(

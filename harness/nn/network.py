@@ -322,25 +322,33 @@ class _Source:
         start, self.offset = self.offset, self.offset + size
         return tuple(flat[start : self.offset].reshape(shape) for flat in self.flat)
 
-    def _fill(self, shape: tuple[int, ...], draw: Callable[[np.random.Generator], np.ndarray]) -> tuple:
+    def _fill(self, shape: tuple[int, ...], draw: Callable[[np.random.Generator, np.ndarray], None]) -> tuple:
+        """The next parameter's view and its gradient's; ``draw(rng, out)`` writes each network's
+        values into its slice of the parameter (zeros without seeds)."""
         param, grad = self._take(shape)
         if self.rngs is None:  # zeros
             return param, grad
         if self.stack is None:
-            param[...] = draw(self.rngs[0])
+            draw(self.rngs[0], param)
         else:
             for r, rng in enumerate(self.rngs):
-                param[r] = draw(rng)
+                draw(rng, param[r])
         return param, grad
 
     def linear(self, fan_in: int, fan_out: int, bias: bool = True) -> Linear:
         s = self.spec
-        draw = lambda rng: init_weight(s.init, fan_in, fan_out, rng, s.init_scale, self.dtype)  # noqa: E731
-        W, dW = self._fill((fan_in, fan_out), draw)
+
+        def weight(rng: np.random.Generator, out: np.ndarray) -> None:
+            init_weight(s.init, fan_in, fan_out, rng, s.init_scale, self.dtype, out=out)
+
+        def bias_of(rng: np.random.Generator, out: np.ndarray) -> None:
+            out.reshape(-1)[...] = init_bias(fan_out, rng, s.bias_std, self.dtype)
+
+        W, dW = self._fill((fan_in, fan_out), weight)
         if not bias:
             return Linear(W, None, {"W": dW})
         shape = (fan_out,) if self.stack is None else (1, fan_out)  # stacked: broadcasts over the batch
-        b, db = self._fill(shape, lambda rng: init_bias(fan_out, rng, s.bias_std, self.dtype))
+        b, db = self._fill(shape, bias_of)
         return Linear(W, b, {"W": dW, "b": db})
 
     def norm(self, fan_out: int) -> Layer:

@@ -49,6 +49,20 @@ def test_same_seed_same_numbers_and_dtype():
     assert a.dtype == np.float32 and np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("scheme", INIT_SCHEMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_drawn_into_out_same_numbers(scheme, dtype):
+    """A network draws its weights straight into its parameter buffer (``out``): the same numbers, and
+    the generator left in the same state, as a weight drawn on its own."""
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    alone = init_weight(scheme, 7, 5, rng_a, 1.3, dtype)
+    buffer = np.full(40, np.nan, dtype)
+    into = init_weight(scheme, 7, 5, rng_b, 1.3, dtype, out=buffer[2:37].reshape(7, 5))
+    assert into.base is buffer and np.array_equal(into, alone) and into.dtype == dtype
+    assert np.isnan(buffer[:2]).all() and np.isnan(buffer[37:]).all()  # nothing written outside
+    assert rng_a.random() == rng_b.random()
+
+
 def test_bias():
     rng = np.random.default_rng(0)
     assert not init_bias(10, rng).any()
