@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -22,9 +23,15 @@ def git_commit(cwd: str | Path) -> str | None:
         return None
 
 
-def versions() -> dict[str, str]:
+@functools.cache  # the packages a process imported do not change under it; ~6 ms a look-up (every job)
+def _versions() -> tuple[tuple[str, str], ...]:
     found = {}
     for name in PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
-    return found
+    return tuple(found.items())
+
+
+def versions() -> dict[str, str]:
+    """The installed version of each of ``PACKAGES`` that is installed."""
+    return dict(_versions())
