@@ -1,9 +1,11 @@
 """11. Peak memory (the process's peak resident set, VmHWM), each case in a fresh process: a training step
 of a depth-1000, width-1024 network (forward, MSE, backward, SGD), and a 16-draw init study at depth
 200, width 512 under the default ``init.stack_mb`` cap (chunks) and with the cap raised so that all 16
-draws run stacked in one pass; beside each, the parameters' own size and the cap's estimate.
+draws run stacked in one pass; beside each, the parameters' own size and the cap's estimate. Each child
+is set up as a ``harness`` process is (``harness.runtime.keep_freed_memory``); ``--plain-malloc`` leaves
+glibc's allocator as it starts.
 
-    python benchmarks/memory.py [--cases step64,step32,init,init_one_pass] [--json out.json]
+    python benchmarks/memory.py [--cases step64,step32,init,init_one_pass] [--plain-malloc] [--json out.json]
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ CASES = {
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
+from harness import runtime
+if sys.argv[2] == "kept":
+    runtime.keep_freed_memory()
 
 def peak_mb():
     for line in open("/proc/self/status"):
@@ -70,16 +75,20 @@ print(json.dumps(out))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--plain-malloc", action="store_true", help="glibc's allocator as it starts")
     ap.add_argument("--json")
     args = ap.parse_args()
     import json
 
+    malloc = "plain" if args.plain_malloc else "kept"
     rows, cols = [], ["case", "peak_mb", "params_mb", "built_mb", "draws_per_pass", "stack_mb", "seconds"]
-    print(machine())
+    print(machine(), f"freed memory {malloc}")
     print(table([], cols))
     for case in args.cases.split(","):
         t = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", CHILD, CASES[case]], capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, CASES[case], malloc], capture_output=True, text=True
+        )
         if out.returncode != 0:
             sys.exit(f"{case} failed:\n{out.stderr[-2000:]}")
         row = {
@@ -89,7 +98,7 @@ def main() -> None:
         }
         rows.append(row)
         print(table([row], cols).splitlines()[1], flush=True)
-    write_json(args.json, "memory", rows)
+    write_json(args.json, "memory", rows, malloc=malloc)
 
 
 if __name__ == "__main__":

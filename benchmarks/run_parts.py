@@ -1,9 +1,11 @@
 """12. Where a run's time goes, alone in one process: ``run_study`` of the default init config at a few
 depths (gradient check on, as by default), and that run's per-run figures, drawn and encoded as
 ``tracking.Run.log_figure`` writes them (into memory, no upload); medians. To compare with an older
-checkout, run this script with that checkout first on the path:
+checkout, run this script with that checkout first on the path. The process is set up as a ``harness``
+job's is, where the checkout has ``harness.runtime`` (freed memory kept, the imports' objects frozen
+after the warm-up run); ``--plain`` leaves it as Python starts:
 
-    python benchmarks/run_parts.py [--depths 10,20,30,50] [--json out.json]
+    python benchmarks/run_parts.py [--depths 10,20,30,50] [--plain] [--json out.json]
     git worktree add /tmp/before <commit> && PYTHONPATH=/tmp/before python benchmarks/run_parts.py
 """
 
@@ -38,14 +40,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depths", default="10,20,30,50")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--plain", action="store_true", help="the process as Python starts it")
     ap.add_argument("--json")
     args = ap.parse_args()
+    try:
+        from harness import runtime
+    except ImportError:  # an older checkout
+        runtime = None
+    tuned = runtime is not None and not args.plain
+    if tuned:
+        runtime.keep_freed_memory()
     import harness
     from harness import runner
     from harness.config import parse_config
     from harness.study import run_study
 
-    print(f"{machine()} harness from {Path(harness.__file__).parent}")
+    print(f"{machine()} harness from {Path(harness.__file__).parent}, tuned as a job process: {tuned}")
     cols = ["depth", "study_ms", "figures_ms"]
     print(table([], cols))
     run, rows = _MemoryRun(), []
@@ -53,6 +63,8 @@ def main() -> None:
         cfg = parse_config({"model": {"depth": depth}})
         result = run_study(cfg)
         runner._log_figures(run, result, "warm")  # imports, fonts: once a process
+        if tuned:
+            runtime.freeze_long_lived()
         study, figures = [], []
         for i in range(args.repeats):
             t = time.perf_counter()
@@ -64,7 +76,7 @@ def main() -> None:
         row = dict(depth=depth, study_ms=1e3 * np.median(study), figures_ms=1e3 * np.median(figures))
         rows.append(row)
         print(table([row], cols).splitlines()[1], flush=True)
-    write_json(args.json, "run_parts", rows, harness=str(Path(harness.__file__).parent))
+    write_json(args.json, "run_parts", rows, harness=str(Path(harness.__file__).parent), tuned=tuned)
 
 
 if __name__ == "__main__":
