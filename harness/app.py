@@ -32,7 +32,7 @@ from harness.callbacks import (
     without_resume,
 )
 from harness.config import ConfigError, StudyConfig, config_hash, parse_config
-from harness.preflight import CONF_DIR, MAX_COMBINATIONS, task_words, validate_command
+from harness.preflight import CONF_DIR, composes_every_job, task_words, validate_command
 from harness.progress import VERBOSE_ENV
 from harness.story import FIRST_PARAMS, run_name
 from harness.tracking import StoreError
@@ -182,7 +182,7 @@ def _plan(argv: list[str], multirun: bool) -> Launch | None:
     jobs, config = validate_command(argv)
     launch = prepare_store(config)
     launch.jobs = jobs if multirun else 1
-    launch.validated = jobs <= MAX_COMBINATIONS  # every combination composed, not each value alone
+    launch.validated = composes_every_job(jobs)  # the sweeper then does not compose them again
     if config.resume is not False:
         where = (launch.uri, launch.experiment_id, launch.experiment)
         if multirun:

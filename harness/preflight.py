@@ -142,13 +142,18 @@ def _add_sweeper_params(fixed: list[str], sweeps: dict[str, list[str]]) -> None:
             sweeps[key] = values
 
 
+def composes_every_job(total: int) -> bool:
+    """Whether a sweep of ``total`` jobs has every combination composed (else each value on its own)."""
+    return total <= MAX_COMBINATIONS
+
+
 def _combinations(sweeps: dict[str, list[str]]) -> tuple[int, list[tuple[str, ...]]]:
     """The number of jobs, and the combinations to validate: all of them up to MAX_COMBINATIONS, else
     each value once with the others at their first value."""
     total = 1
     for v in sweeps.values():
         total *= len(v)
-    if total <= MAX_COMBINATIONS:
+    if composes_every_job(total):
         return total, list(itertools.product(*sweeps.values()))
     keys = list(sweeps)
     combos = [tuple(v[0] for v in sweeps.values())]
