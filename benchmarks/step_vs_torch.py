@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a few representative points")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--only", help="WIDTH,DEPTH,BATCH: the full grid's points of that shape only")
     ap.add_argument("--json")
     args = ap.parse_args()
     limit_threads(args.threads)
@@ -139,6 +140,9 @@ def main() -> None:
     else:
         grid = list(itertools.product([64, 256, 1024], [10, 50], [64, 256], ["float32", "float64"],
                                       ["tanh", "relu"], [False, True]))  # fmt: skip
+    if args.only:
+        shape = tuple(map(int, args.only.split(",")))
+        grid = [point for point in grid if point[:3] == shape]
     print(f"{machine()} threads={args.threads} torch={torch.__version__ if torch else 'not installed'}")
     rows = []
     cols = [
