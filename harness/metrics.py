@@ -77,7 +77,7 @@ _SUMMARIES = (
     Summary("theory_grad_h_logvar", mode="init"),
     *(
         Summary(f"theory_{k}", phase_theory=True)
-        for k in ("q_star", "chi1", "c_star", "chi_c", "xi_q", "xi_c")
+        for k in ("q_star", "chi1", "c_star", "chi_c", "xi_q", "xi_c", "c_power")
     ),
 )
 SUMMARIES = {s.name: s for s in _SUMMARIES}  # every summary a run logs: any can be a sweep figure's metric

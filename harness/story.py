@@ -113,6 +113,11 @@ def verdict(summary: dict[str, float], mode: str = "init") -> str:
             theory = summary.get("theory_rate")
             text += f" (theory {theory:+.2f})" if _finite(theory) else ""
             explain += "; slope of ln ||dL/dh_l||^2 per layer"
+    power = summary.get("theory_c_power")
+    if power == 0:
+        text += "; correlations freeze (q* = 0: no c*, xi_c = inf)"
+    elif power == 2:
+        text += "; 1 - c_l ~ l^-2 (no q* > 0: xi_c = inf)"
     if summary.get("gradcheck_passed") == 0:
         worst = summary.get("gradcheck_max_rel_error", math.nan)
         text += f"; gradient check FAILED (max rel. error {worst:.1e})"

@@ -47,11 +47,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.nn.activations import get_activation
+from harness.nn.activations import LEAKY_SLOPE, get_activation
 from harness.nn.init import canonical_init, init_std
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
 LINEAR_IN_Q = {"relu": 0.5, "identity": 1.0}  # E[phi(sqrt(q) z)^2] = c q, E[phi'^2] = c (closed forms)
+# E[phi'^2] of the piecewise linear phi, for any q: chi_1 = sigma_w^2 times it
+PIECEWISE_LINEAR_CHI = LINEAR_IN_Q | {"leaky_relu": (1 + LEAKY_SLOPE**2) / 2}
 
 
 def _grid(q: float) -> np.ndarray:
@@ -174,7 +176,12 @@ def trigamma(x: float) -> float:
 
 @lru_cache(maxsize=1024)
 def critical_sw2(activation: str, sb2: float, lo: float = 1e-3, hi: float = 1e3) -> float:
-    """sigma_w^2 with chi_1(sigma_w^2, sigma_b^2) = 1 (bisection in log sigma_w^2); NaN if none in range."""
+    """sigma_w^2 with chi_1(sigma_w^2, sigma_b^2) = 1 at a fixed point q* (bisection in log sigma_w^2);
+    NaN if none in range. ReLU-like phi (chi does not depend on q) have one only at sigma_b^2 = 0
+    (2 for relu): with a bias q* = sigma_b^2 / (1 - sigma_w^2 E[phi'^2]) is finite only while chi_1 < 1,
+    and at chi_1 = 1 q grows without bound (no fixed point, no edge of chaos)."""
+    if activation in PIECEWISE_LINEAR_CHI:
+        return 1.0 / PIECEWISE_LINEAR_CHI[activation] if sb2 == 0 else float("nan")
     f = lambda s: math.log(chi1(activation, s, sb2))  # noqa: E731
     flo, fhi = f(lo), f(hi)
     if not (flo < 0 < fhi):

@@ -76,8 +76,85 @@ def test_depth_scales_diverge_at_the_critical_line():
         theory.depth_scale(theory.chi1("tanh", 1.2, SB2))
     )
     assert theory.depth_scale(math.exp(0.25)) == pytest.approx(4.0)  # chaotic: positive too
-    summary = correlation.phase_summary("relu", 1.5, 0.0)  # q* = 0, but the kernel's c* = 1
-    assert summary["theory_c_star"] == 1.0 and summary["theory_xi_c"] == pytest.approx(-1 / math.log(0.75))
+    summary = correlation.phase_summary("tanh", 1.2, SB2)  # a finite q*: exponential, no power law
+    assert math.isnan(summary["theory_c_power"])
+
+
+def test_zero_bias_has_no_correlation_depth_scale():
+    """sigma_b^2 = 0 (the default): q* = 0 or no interior fixed point, so no exponential approach.
+    tanh below the critical line freezes (no c*, p = 0); relu at any sigma_w^2 is a power law (c* = 1,
+    p = 2); a bias gives relu a finite xi_c in the ordered phase only, and no edge of chaos."""
+    frozen = correlation.phase_summary("tanh", 0.81, 0.0)
+    assert frozen["theory_q_star"] == 0.0 and math.isnan(frozen["theory_c_star"])
+    assert frozen["theory_xi_c"] == math.inf and frozen["theory_c_power"] == 0.0
+    assert frozen["theory_xi_q"] == pytest.approx(-1 / math.log(0.81))  # q_l ~ 0.81^l -> 0
+    for sw2 in (1.0, 2.0, 3.0):
+        relu = correlation.phase_summary("relu", sw2, 0.0)
+        assert relu["theory_c_star"] == 1.0 and relu["theory_chi_c"] == 1.0
+        assert relu["theory_xi_c"] == math.inf and relu["theory_c_power"] == 2.0
+    ordered = correlation.phase_summary("relu", 1.5, 0.1)  # q* = 0.1 / (1 - 0.75) = 0.4
+    assert ordered["theory_q_star"] == pytest.approx(0.4)
+    assert ordered["theory_xi_c"] == pytest.approx(-1 / math.log(0.75)) and math.isnan(
+        ordered["theory_c_power"]
+    )
+    assert correlation.phase_summary("relu", 2.5, 0.1)["theory_c_power"] == 2.0  # q grows without bound
+    assert theory.critical_sw2("relu", 0.0) == 2.0 and math.isnan(theory.critical_sw2("relu", 0.1))
+
+
+def test_relu_correlations_approach_one_as_the_inverse_square_of_depth():
+    """The arc-cosine kernel map near c = 1: eps' = eps - a eps^(3/2), a = 2 sqrt(2) / (3 pi), so
+    eps_l -> 4 / (a l)^2 = 9 pi^2 / (2 l^2) whatever sigma_w^2 (the map is the normalised kernel's);
+    the next order is O(log l / l), so the relative gap must shrink about 4x from l = 1000 to 4000.
+    The exponential law of the old xi_c (-1 / log chi_1 = 1.44 at sigma_w^2 = 1) is rejected."""
+    _, c = correlation.trajectory("relu", 2.0, 0.0, 1.0, 0.0, 4000)
+    _, c_xavier = correlation.trajectory("relu", 1.0, 0.0, 1.0, 0.0, 1000)
+    np.testing.assert_allclose(c_xavier, c[:1000], rtol=1e-12)  # sigma_w^2 drops out
+    gap = lambda k: abs(k**2 * (1 - c[k - 1]) / (9 * math.pi**2 / 2) - 1)  # noqa: E731
+    assert gap(4000) < gap(1000) / 3 and gap(4000) < 0.02, (gap(1000), gap(4000))
+    old = (1 - c[19]) * math.exp(-20 / (-1 / math.log(0.5)))  # 1 - c_40 by exp(-l / xi_c) from l = 20
+    assert (1 - c[39]) > 100 * old
+
+
+def _pair_correlations(activation, sw2, sb2, c_in, width, depth, layers, seeds):
+    """Per seed, the correlation of two inputs' pre-activations at ``layers`` (inputs of norm^2 = width
+    and correlation exactly ``c_in``)."""
+    out = []
+    for seed in range(seeds):
+        spec = NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=1, activation=activation,
+                           init="lecun_normal", init_scale=math.sqrt(sw2), bias_std=math.sqrt(sb2),
+                           seed=seed)  # fmt: skip
+        net = build_network(spec)
+        rng = np.random.default_rng(200 + seed)
+        a, b = rng.standard_normal((2, width))
+        a *= math.sqrt(width) / np.linalg.norm(a)
+        b -= a * (a @ b) / width
+        b *= math.sqrt(width) / np.linalg.norm(b)
+        net.forward(np.stack([a, c_in * a + math.sqrt(1 - c_in**2) * b]))
+        h = [net.hidden[k - 1].layers[0].h_out for k in layers]  # the Linear's output: pre-activations
+        out.append([float(z[0] @ z[1] / math.sqrt((z[0] @ z[0]) * (z[1] @ z[1]))) for z in h])
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    ("activation", "sw2", "c_in", "layers", "old_xi"),
+    [("tanh", 0.81, 0.5, (10, 30), -1 / math.log(0.81)), ("relu", 1.0, 0.2, (20, 40), -1 / math.log(0.5))],
+)
+def test_networks_at_zero_bias_follow_the_iterated_maps(activation, sw2, c_in, layers, old_xi):
+    """Width-1000 networks at sigma_b^2 = 0 against the exact maps iterated from the inputs: tanh's
+    correlations freeze (1 - c_l ~ 0.54 from layer 10 on), relu's approach 1 as a power law (at
+    sigma_w^2 = 1; the map itself does not depend on it). Over S seeds the allowance is the
+    t-quantile (99.9%) of their spread plus the O(1/n) bias of a ratio of sample moments. Frozen
+    correlations have no restoring force, so each network's c_l wanders off the mean as l grows:
+    hence layer 30, not 60. The old logged law, c -> c* = 1 like exp(-l / xi_c) with
+    xi_c = -1 / log chi_1 from the first layer shown, is rejected."""
+    width, seeds = 1000, 8
+    measured = _pair_correlations(activation, sw2, 0.0, c_in, width, layers[-1], layers, seeds)
+    _, c = correlation.trajectory(activation, sw2, 0.0, 1.0, c_in, layers[-1])
+    predicted = np.array([c[k - 1] for k in layers])
+    tol = stats.t.ppf(0.9995, seeds - 1) * measured.std(axis=0, ddof=1) / math.sqrt(seeds) + 1 / width
+    assert np.all(np.abs(measured.mean(axis=0) - predicted) < tol), (measured.mean(axis=0), predicted, tol)
+    old = 1 - (1 - predicted[0]) * math.exp(-(layers[1] - layers[0]) / old_xi)
+    assert abs(measured[:, 1].mean() - old) > tol[1], (measured[:, 1].mean(), old, tol[1])
 
 
 def test_a_wide_chaotic_network_decorrelates_two_inputs_to_c_star():

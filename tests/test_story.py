@@ -89,6 +89,14 @@ def test_verdict_says_it_in_what_the_table_shows():
     assert verdict(VANISHING | {"theory_rate": math.nan}).startswith("vanishing 10^-2.9, slope +0.70 |")
 
 
+def test_verdict_says_where_correlations_have_no_depth_scale():
+    frozen = verdict(VANISHING | {"theory_c_power": 0.0})
+    assert frozen[:47] == verdict(VANISHING)[:47]  # what the table shows is unchanged
+    assert "; correlations freeze (q* = 0: no c*, xi_c = inf) |" in frozen
+    assert "; 1 - c_l ~ l^-2 (no q* > 0: xi_c = inf) |" in verdict(VANISHING | {"theory_c_power": 2.0})
+    assert "xi_c" not in verdict(VANISHING | {"theory_c_power": math.nan})
+
+
 def test_verdict_of_divergence_a_failed_check_and_training():
     diverged = {"grad_h_ratio_log10": math.nan, "diverged": 1.0, "diverged_step": 12.0, "diverged_layer": 3.0}
     assert verdict(diverged, "train") == "diverged: NaN/Inf at step 12, layer 3"

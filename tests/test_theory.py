@@ -54,7 +54,8 @@ def test_closed_forms_and_known_values():
         assert theory.second_moment("relu", q) == q / 2 and theory.slope_moment("relu", q) == 0.5
         assert math.isclose(theory.gauss_expect(lambda u: np.maximum(u, 0) ** 2, q), q / 2, rel_tol=1e-12)
     assert theory.chi1("relu", 2.0, 0.3) == 1.0 and theory.chi1("identity", 0.8, 0.0) == 0.8
-    assert math.isclose(theory.critical_sw2("relu", 0.1), 2.0, rel_tol=1e-9)
+    assert theory.critical_sw2("relu", 0.0) == 2.0  # relu's edge of chaos is the point sigma_b^2 = 0
+    assert math.isnan(theory.critical_sw2("relu", 0.1))  # q* = 0.1 / (1 - sw2 / 2): none at chi_1 = 1
     assert math.isclose(theory.critical_sw2("tanh", 0.0), 1.0, rel_tol=1e-6)  # chi_1 = sigma_w^2 phi'(0)^2
     # Schoenholz et al. (2017), Fig. 1: tanh at sigma_b^2 = 0.05 is critical near sigma_w^2 = 1.76
     assert abs(theory.critical_sw2("tanh", 0.05) - 1.76) < 0.01
