@@ -91,7 +91,7 @@ def test_verdict_says_it_in_what_the_table_shows():
 
 def test_verdict_says_where_correlations_have_no_depth_scale():
     frozen = verdict(VANISHING | {"theory_c_power": 0.0})
-    assert frozen[:46] == verdict(VANISHING)[:46]  # what the table shows is unchanged
+    assert frozen[:45] == verdict(VANISHING)[:45]  # what the table shows is unchanged
     assert "; correlations freeze (q* = 0: no c*, xi_c = inf) |" in frozen
     assert "; 1 - c_l ~ l^-2 (no q* > 0: xi_c = inf) |" in verdict(VANISHING | {"theory_c_power": 2.0})
     assert "xi_c" not in verdict(VANISHING | {"theory_c_power": math.nan})
