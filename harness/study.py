@@ -42,6 +42,7 @@ from harness.nn import (
     SoftmaxCrossEntropy,
     build_network,
 )
+from harness.prediction import Prediction, predict
 from harness.stats import (
     HIST_EDGES,
     first_nonfinite_layer,
@@ -119,15 +120,13 @@ def norm_summary(grad_w: np.ndarray, grad_h: np.ndarray) -> dict[str, float]:
 
 def predict_for(
     cfg: StudyConfig, input_dim: int, output_dim: int, batch: int, input_moment: float = 1.0
-) -> theory.Prediction | None:
-    """Mean-field prediction for the study's network (None where norm layers make it not modelled)."""
+) -> Prediction | None:
+    """The theory for the study's network (``harness.prediction``; None where nothing is modelled)."""
     m = cfg.model
-    if m.norm != "none":
-        return None
     spec = cfg.network_spec(input_dim, output_dim, cfg.seed)
-    return theory.predict(
+    return predict(
         m.activation, spec.widths, input_dim, m.init, m.init_scale, m.bias_std, skip=m.skip,
-        alpha=spec.alpha, block_layers=m.block_layers, output_dim=output_dim, batch=batch,
+        alpha=spec.alpha, block_layers=m.block_layers, norm=m.norm, output_dim=output_dim, batch=batch,
         input_moment=input_moment,
     )  # fmt: skip
 
@@ -142,7 +141,7 @@ def phase_theory(cfg: StudyConfig) -> dict[str, float]:
     return correlation.phase_summary(m.activation, sw2, m.bias_std**2)
 
 
-def prediction_metrics(pred: theory.Prediction) -> dict[str, float]:
+def prediction_metrics(pred: Prediction) -> dict[str, float]:
     """The summary metrics a prediction gives (``theory_*``), as runs log them and figures draw them."""
     return {
         "theory_log_chi1": pred.log_chi1,

@@ -12,10 +12,9 @@ with z ~ N(0, 1). At the fixed point q* of the first map, chi_1 = chi(q*) decide
 explode); 1 / |log chi_1| is the depth scale over which E||dL/dh||^2 changes by e (the correlation
 depth scale xi_c that bounds trainability is ``harness.correlation``'s).
 
-Residual blocks h_l = h_{l-1} + alpha F(h_{l-1}) (identity shortcut, F one or two plain layers) keep a
-stream of second moment p_l = p_{l-1} + alpha^2 E[phi(sqrt(q_l) z)^2] and multiply the squared gradient
-by 1 + alpha^2 prod_k sigma^2 E[phi'(sqrt(q_k) z)^2] per block (the cross terms vanish at large width;
-Yang & Schoenholz 2017). A projection shortcut x P contributes sigma_P^2 to both.
+Residual blocks are ``harness.residual_theory``'s (the stream's mean and the overlaps that gradient
+independence drops); batch-normalised networks ``harness.batchnorm_theory``'s; ``harness.prediction``
+puts a network's prediction together.
 
 Gaussian expectations E[f(sqrt(q) z)] are integrated in u = sqrt(q) z by composite Gauss-Legendre
 quadrature on a geometric grid of panels with a breakpoint at the kink u = 0, which resolves both the
@@ -29,8 +28,8 @@ r_l = ||W_l^T (phi'(z_l) * g)||^2 / ||g||^2 with g the gradient at the layer's o
 entries at large width. Its two independent parts: the weights, a chi-square with n_{l-1} degrees of
 freedom (Var log = psi'(n_{l-1} / 2), 0 for orthogonal weights), and the mask phi'(z_l)^2 weighting the
 n_l entries of g (Var log ~ 3 (E[phi'^4] / E[phi'^2]^2 - 1) / n_l, the 3 from E[g^4] = 3 E[g^2]^2).
-So Var[log ||dL/dh_l||^2 / ||dL/dh_D||^2] is the sum of both over layers l+1..D, growing like depth x
-sum 1/n; for ReLU with i.i.d. weights each layer adds ~5 / n, Hanin's 5 beta.
+So Var[log ||dL/dh_l||^2 / ||dL/dh_D||^2] is the sum of both over layers l+1..D, growing like
+beta = sum 1/n_l; for ReLU with i.i.d. weights each layer adds ~5 / n, Hanin's 5 beta.
 
 The input-output Jacobian J = dh_D / dx: the mean of its squared singular values is prod_l chi_l, and
 by free probability its normalised variance (var / mean^2) is the sum over layers of
@@ -42,13 +41,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from harness.nn.activations import LEAKY_SLOPE, get_activation
-from harness.nn.init import canonical_init, init_std
+from harness.nn.init import init_std
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(24)
 LINEAR_IN_Q = {"relu": 0.5, "identity": 1.0}  # E[phi(sqrt(q) z)^2] = c q, E[phi'^2] = c (closed forms)
@@ -196,98 +194,3 @@ def critical_sw2(activation: str, sb2: float, lo: float = 1e-3, hi: float = 1e3)
 def sigma_w2(scheme: str, fan_in: int, fan_out: int, scale: float) -> float:
     """The weight variance times fan_in for an init scheme and scale: uniform and orthogonal included."""
     return fan_in * init_std(scheme, fan_in, fan_out, scale) ** 2
-
-
-@dataclass
-class Prediction:
-    q: np.ndarray  # pre-activation variance per layer (of the branch, for residual blocks)
-    chi: np.ndarray  # E||dh_{l-1}||^2 / E||dh_l||^2 per layer l = 1..D
-    grad_h2: np.ndarray  # E||dL/dh_l||^2, l = 1..D
-    rate: float  # least-squares slope of log E||dL/dh_l||^2 against l
-    log_chi1: float  # log chi at the fixed point (plain networks; NaN for residual ones)
-    jacobian_mean: float  # mean squared singular value of dh_D/dx
-    jacobian_rel_var: float  # variance / mean^2 of the squared singular values
-    grad_h_logvar: np.ndarray  # Var[log(||dL/dh_l||^2 / ||dL/dh_D||^2)] of one sample at finite width
-
-
-def _plain_layer(
-    activation: str, init: str, scale: float, sb2: float, fan_in: int, fan_out: int, p: float
-) -> tuple:
-    """A plain layer: its q, chi, what it adds to the Jacobian's relative variance and to the
-    finite-width log-norm variance, and the second moment it passes on."""
-    sw2 = sigma_w2(init, fan_in, fan_out, scale)
-    v_w = 0.0 if init == "orthogonal" else 1.0
-    q = sw2 * p + sb2
-    d1, d2 = slope_moment(activation, q, 2), slope_moment(activation, q, 4)
-    kurtosis = d2 / d1**2 - 1 if d1 > 0 else math.inf
-    log_var = v_w * trigamma(fan_in / 2) + 3 * kurtosis / fan_out
-    return q, sw2 * d1, v_w + kurtosis, log_var, second_moment(activation, q)
-
-
-def _residual_layer(
-    activation: str, init: str, scale: float, sb2: float, fan_in: int, fan_out: int, p: float, alpha: float,
-    block_layers: int,
-) -> tuple:  # fmt: skip
-    """A residual block h + alpha F(h): its branch's last q, its chi, and the second moment it passes on."""
-    sw2 = sigma_w2(init, fan_in, fan_out, scale)
-    qk, branch_chi, inner_in = 0.0, 1.0, p
-    for k in range(block_layers):
-        sk = sw2 if k == 0 else sigma_w2(init, fan_out, fan_out, scale)
-        qk = sk * inner_in + sb2
-        branch_chi *= sk * slope_moment(activation, qk)
-        inner_in = second_moment(activation, qk)
-    shortcut = 1.0 if fan_in == fan_out else sigma_w2(init, fan_in, fan_out, scale)
-    return qk, shortcut + alpha**2 * branch_chi, shortcut * p + alpha**2 * inner_in
-
-
-def predict(
-    activation: str,
-    widths: list[int],
-    input_dim: int,
-    init: str,
-    init_scale: float,
-    bias_std: float,
-    *,
-    skip: bool = False,
-    alpha: float = 1.0,
-    block_layers: int = 1,
-    output_dim: int = 1,
-    batch: int = 1,
-    input_moment: float = 1.0,
-) -> Prediction:
-    """Mean-field prediction for a network as ``harness.nn.build_network`` builds it (norm none),
-    under the probe loss with v ~ N(0, 1) of shape (batch, output_dim)."""
-    init = canonical_init(init)
-    sb2 = bias_std**2
-    dims = [input_dim, *widths]
-    depth = len(widths)
-    q, chis, rel_var = np.zeros(depth), np.zeros(depth), 0.0
-    log_var = np.zeros(depth)  # what backpropagating through layer l adds to Var log ||dL/dh||^2
-    p = input_moment  # second moment of the stream entering the block
-    for l in range(depth):  # noqa: E741
-        fan_in, fan_out = dims[l], dims[l + 1]
-        if not skip:
-            q[l], chis[l], spread, log_var[l], p = _plain_layer(
-                activation, init, init_scale, sb2, fan_in, fan_out, p
-            )
-            rel_var += spread
-        else:
-            q[l], chis[l], p = _residual_layer(activation, init, init_scale, sb2, fan_in, fan_out, p, alpha,
-                                               block_layers)  # fmt: skip
-            rel_var = float("nan")  # free-probability spread is for plain networks only
-            log_var[l] = math.nan  # and the finite-width spread
-    out = sigma_w2(init, dims[-1], output_dim, init_scale)
-    grad = np.zeros(depth)
-    grad[-1] = batch * output_dim * out  # dh_D = v W_out^T
-    for l in range(depth - 1, 0, -1):  # noqa: E741
-        grad[l - 1] = grad[l] * chis[l]
-    with np.errstate(all="ignore"):
-        logs = np.log(grad)
-        rate = float(np.polyfit(np.arange(1, depth + 1), logs, 1)[0]) if depth > 1 else float("nan")
-    log_chi1 = (
-        float("nan")
-        if skip
-        else math.log(chi1(activation, sigma_w2(init, dims[-1], dims[-1], init_scale), sb2))
-    )
-    spread = np.append(np.cumsum(log_var[:0:-1])[::-1], 0.0)  # layer l: the sum over l+1..D
-    return Prediction(q, chis, grad, rate, log_chi1, float(np.prod(chis)), rel_var, spread)

@@ -4,7 +4,7 @@ for its two networks, and its gradient check passes."""
 import math
 import re
 
-from harness import demo, theory
+from harness import demo, prediction
 
 NETWORKS = {"sigmoid/xavier": ("sigmoid", "xavier_normal"), "relu/he": ("relu", "he_normal")}  # as printed
 
@@ -42,7 +42,7 @@ def test_the_demo_prints_vanishing_sigmoid_and_flowing_he_relu_gradients(capsys)
     # sample bounds the batch's; halved for a norm) plus its O(depth / n) bias, (2 + v) / 4n per layer
     # with v <= 1 the spread of phi'^2 (relu's Bernoulli mask; sigmoid's is smaller)
     for name, (activation, init) in NETWORKS.items():
-        pred = theory.predict(activation, [width] * depth, width, init, 1.0, 0.0, output_dim=10, batch=64)
+        pred = prediction.predict(activation, [width] * depth, width, init, 1.0, 0.0, output_dim=10, batch=64)
         expected = 0.5 * math.log(pred.grad_h2[0] / pred.grad_h2[-1])
         tol = 5 * math.sqrt(pred.grad_h_logvar[0]) / 2 + (depth - 1) * 3 / (4 * width)
         assert abs(math.log(ratios[name]) - expected) < tol, (name, ratios[name], math.exp(expected), tol)
