@@ -250,13 +250,20 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
     theory = metric.startswith("theory_") or metric == "rate_diff" or spec.plot.get("theory")
     for job in jobs:
         m = job.config.model
-        if theory and (m.norm != "none" or (m.skip and metric in PHASE_THEORY)):
-            raise ConfigError(f"plot.metric: {metric!r} has no theory for model.norm={m.norm}, "
-                              f"model.skip={m.skip}; allowed: model.norm none (and model.skip false for "
-                              f"{', '.join(PHASE_THEORY)})")  # fmt: skip
+        if theory and metric in PHASE_THEORY and (m.norm != "none" or m.skip):
+            raise ConfigError(
+                f"plot.metric: {metric!r} has no theory for model.norm={m.norm}, model.skip={m.skip}; "
+                "allowed: model.norm none and model.skip false"
+            )
         if theory and metric not in PHASE_THEORY and job.config.data.name != "gaussian":
             raise ConfigError(f"plot.metric: the prediction for {metric!r} is made for data=gaussian; got "
                               f"data={job.config.data.name}")  # fmt: skip
+        if theory and metric not in PHASE_THEORY and ft.prediction(job.config) is None:
+            raise ConfigError(
+                f"plot.metric: {metric!r} has no theory for model.norm={m.norm} with "
+                f"model.activation={m.activation}, model.skip={m.skip}; modelled: model.norm none, "
+                "or batch with relu and no skip"
+            )
         too_wide = max(m.width, job.config.data.input_dim) > job.config.init.jacobian_max_width
         if metric.startswith(("jacobian_", "theory_jacobian_")) and too_wide:
             raise ConfigError(f"plot.metric: {metric!r} needs init.jacobian_max_width >= "

@@ -64,8 +64,9 @@ def _plain(activation: str, dims: list[int], init: str, scale: float, sb2: float
         rel_var += spread
     grad = np.zeros(depth)
     grad[-1] = top
-    for l in range(depth - 1, 0, -1):  # noqa: E741
-        grad[l - 1] = grad[l] * chis[l]
+    with np.errstate(over="ignore"):  # an exploding network's prediction overflows to inf: a result
+        for l in range(depth - 1, 0, -1):  # noqa: E741
+            grad[l - 1] = grad[l] * chis[l]
     log_chi1 = math.log(chi1(activation, sigma_w2(init, dims[-1], dims[-1], scale), sb2))
     spread = np.append(np.cumsum(log_var[:0:-1])[::-1], 0.0)  # layer l: the sum over l+1..D
     return Prediction(q, chis, grad, _rate(grad), log_chi1, float(np.prod(chis)), rel_var, spread)

@@ -113,9 +113,16 @@ class Stream:
 
 
 def stream(
-    activation: str, dims: list[int], init: str, scale: float, sb2: float, alpha: float, block_layers: int,
-    p_in: float, m_in: float = 0.0,
-) -> Stream:  # fmt: skip
+    activation: str,
+    dims: list[int],
+    init: str,
+    scale: float,
+    sb2: float,
+    alpha: float,
+    block_layers: int,
+    p_in: float,
+    m_in: float = 0.0,
+) -> Stream:
     """The blocks of a network of widths ``dims`` = [input, h_1, ..., h_D] and its forward stream."""
     blocks, ms, ps, qs = [], [], [], []
     m, p = m_in, p_in
@@ -170,7 +177,7 @@ class _Terms:
                 x.get(("n", i), 0.0) * y.get(("n", j), 0.0)
                 + (i != j) * x.get(("n", j), 0.0) * y.get(("n", i), 0.0)
             )
-        return float(ab)  # fmt: skip
+        return float(ab)
 
 
 def _add(*terms: tuple[float, dict]) -> dict:
@@ -212,9 +219,13 @@ def step(block: Block, state: np.ndarray) -> np.ndarray:
     zeta_1, zeta_2 = t.new_sources(np.diag([(p_s - m_s**2) * var_x / n, (out.phi2 - out.mu**2) * e_s / n]))
     a_new = _add((1.0, a_s), (alpha, a_f))
     b_new = _add(
-        (1.0, b_s), (alpha * m_s, a_f), (alpha, {zeta_1: 1.0}), (alpha * out.mu, a_s), (alpha, {zeta_2: 1.0}),
+        (1.0, b_s),
+        (alpha * m_s, a_f),
+        (alpha, {zeta_1: 1.0}),
+        (alpha * out.mu, a_s),
+        (alpha, {zeta_2: 1.0}),
         (alpha**2, b_f),
-    )  # fmt: skip
+    )
     e_new = e_s + 2 * alpha * t.cov(a_s, a_f) + alpha**2 * e_f
     return np.array([t.cov(a_new, a_new), t.cov(a_new, b_new), t.cov(b_new, b_new), e_new])
 

@@ -111,7 +111,10 @@ def verdict(summary: dict[str, float], mode: str = "init") -> str:
         if _finite(slope):
             text += f", slope {slope:+.2f}"
             theory = summary.get("theory_rate")
-            text += f" (theory {theory:+.2f})" if _finite(theory) else ""
+            if _finite(theory):
+                text += f" (theory {theory:+.2f})"
+            elif mode == "init":
+                text += " (no theory)"
             explain += "; slope of ln ||dL/dh_l||^2 per layer"
     power = summary.get("theory_c_power")
     if power == 0:

@@ -120,9 +120,17 @@ def _pair_correlations(activation, sw2, sb2, c_in, width, depth, layers, seeds):
     and correlation exactly ``c_in``)."""
     out = []
     for seed in range(seeds):
-        spec = NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=1, activation=activation,
-                           init="lecun_normal", init_scale=math.sqrt(sw2), bias_std=math.sqrt(sb2),
-                           seed=seed)  # fmt: skip
+        spec = NetworkSpec(
+            input_dim=width,
+            width=width,
+            depth=depth,
+            output_dim=1,
+            activation=activation,
+            init="lecun_normal",
+            init_scale=math.sqrt(sw2),
+            bias_std=math.sqrt(sb2),
+            seed=seed,
+        )
         net = build_network(spec)
         rng = np.random.default_rng(200 + seed)
         a, b = rng.standard_normal((2, width))
@@ -166,9 +174,16 @@ def test_a_wide_chaotic_network_decorrelates_two_inputs_to_c_star():
     measured = []
     for seed in range(seeds):
         spec = NetworkSpec(
-            input_dim=width, width=width, depth=depth, output_dim=1, activation="tanh",
-            init="lecun_normal", init_scale=math.sqrt(sw2), bias_std=math.sqrt(SB2), seed=seed,
-        )  # fmt: skip
+            input_dim=width,
+            width=width,
+            depth=depth,
+            output_dim=1,
+            activation="tanh",
+            init="lecun_normal",
+            init_scale=math.sqrt(sw2),
+            bias_std=math.sqrt(SB2),
+            seed=seed,
+        )
         net = build_network(spec)
         rng = np.random.default_rng(100 + seed)
         a = rng.standard_normal(width)
@@ -201,12 +216,24 @@ def test_trainable_depth_is_set_by_the_correlation_depth_scale():
     for sw2 in (1.0, 4.0):  # ordered (chi_1 = 0.76) and chaotic (chi_1 = 1.34)
         xi = correlation.xi_c("tanh", sw2, SB2)
         for depth, trains in ((math.ceil(n * xi / 2), True), (math.floor(2 * n * xi), False)):
-            config = parse_config({
-                "mode": "train", "seed": 0, "data": {"name": "digits"}, "loss": {"name": "cross_entropy"},
-                "optim": {"name": "sgd", "lr": 0.01}, "gradcheck": {"mode": "off"},
-                "train": {"steps": steps, "batch_size": batch, "log_every": steps},
-                "model": {"depth": depth, "width": 64, "activation": "tanh", "init": "lecun_normal",
-                          "init_scale": math.sqrt(sw2), "bias_std": math.sqrt(SB2)},
-            })  # fmt: skip
+            config = parse_config(
+                {
+                    "mode": "train",
+                    "seed": 0,
+                    "data": {"name": "digits"},
+                    "loss": {"name": "cross_entropy"},
+                    "optim": {"name": "sgd", "lr": 0.01},
+                    "gradcheck": {"mode": "off"},
+                    "train": {"steps": steps, "batch_size": batch, "log_every": steps},
+                    "model": {
+                        "depth": depth,
+                        "width": 64,
+                        "activation": "tanh",
+                        "init": "lecun_normal",
+                        "init_scale": math.sqrt(sw2),
+                        "bias_std": math.sqrt(SB2),
+                    },
+                }
+            )
             accuracy = run_study(config).summary["final_train_accuracy"]
             assert (accuracy > 0.5) == trains, (sw2, xi, depth, accuracy)

@@ -86,7 +86,13 @@ def test_verdict_says_it_in_what_the_table_shows():
     # MLflow's runs table shows the first 47 characters of a description
     assert line[:47] == "vanishing 10^-2.9, slope +0.70 (theory +0.69) |"
     assert line.endswith("||dL/dh_1||/||dL/dh_D||; slope of ln ||dL/dh_l||^2 per layer")
-    assert verdict(VANISHING | {"theory_rate": math.nan}).startswith("vanishing 10^-2.9, slope +0.70 |")
+    # where nothing is modelled (LayerNorm, non-Gaussian data) an init run says so; train runs have none
+    assert verdict(VANISHING | {"theory_rate": math.nan}).startswith(
+        "vanishing 10^-2.9, slope +0.70 (no theory) |"
+    )
+    assert verdict(VANISHING | {"theory_rate": math.nan}, "train").startswith(
+        "vanishing 10^-2.9, slope +0.70 |"
+    )
 
 
 def test_verdict_says_where_correlations_have_no_depth_scale():

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from harness import batchnorm_theory
 from harness.config import parse_config
 from harness.study import run_study
 
@@ -76,6 +77,13 @@ def test_init_runs_carry_theory_and_the_jacobian_spectrum():
     # norm layers are not modelled: no theory, said by absence rather than a wrong number
     normed = run_study(_cfg(model={"depth": 3, "width": 8, "norm": "layer"})).summary
     assert "theory_rate" not in normed
+    # BatchNorm with relu carries Yang et al.'s rate, at the run's batch size
+    bn = run_study(_cfg(model={"depth": 5, "width": 16, "norm": "batch", "activation": "relu"},
+                        init={"batch_size": 8})).summary  # fmt: skip
+    lam, first = batchnorm_theory.relu_factors(8)
+    assert bn["theory_rate"] == pytest.approx(
+        np.polyfit(np.arange(1, 6), np.log([lam**3, lam**2, lam, 1, 1 / first]), 1)[0]
+    )
     # the Jacobian is skipped above the configured width
     wide = run_study(_cfg(model={"depth": 2, "width": 64}, init={"jacobian_max_width": 32}))
     assert "jacobian_sv" not in wide.arrays

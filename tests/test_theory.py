@@ -131,53 +131,6 @@ def test_residual_networks_grow_as_predicted(activation, init):
     assert np.all(pred.chi > 1)  # a residual block never shrinks the gradient
 
 
-def test_residual_theory_tends_to_mean_field_at_infinite_width():
-    """As n -> infinity the overlaps vanish: each ReLU block multiplies E||dL/dh||^2 by
-    1 + alpha^2 sigma^2 / 2 (= 1 + 1 / depth for He and alpha = 1 / sqrt(depth)), gradient independence."""
-    wide = prediction.predict("relu", [10**9] * DEPTH, 10**9, "he_normal", 1.0, 0.0, skip=True,
-                              alpha=1 / math.sqrt(DEPTH), output_dim=1)  # fmt: skip
-    np.testing.assert_allclose(wide.chi[1:], 1 + 1 / DEPTH, rtol=1e-6)
-    narrow = prediction.predict("relu", [64] * DEPTH, 64, "he_normal", 1.0, 0.0, skip=True,
-                                alpha=1 / math.sqrt(DEPTH), output_dim=1)  # fmt: skip
-    assert np.all(narrow.chi[1:] > wide.chi[1:])  # the overlaps only add
-
-
-def _mean_field_residual_rate(alpha):
-    """The old theory: gradient independence, 1 + alpha^2 sigma^2 E[phi'^2] per He ReLU block."""
-    return -math.log(1 + alpha**2)
-
-
-@pytest.mark.parametrize("width", [128, pytest.param(512, marks=pytest.mark.slow)])
-@pytest.mark.parametrize("depth", [50, 100])
-def test_residual_relu_rates_follow_the_finite_width_theory(width, depth):
-    """relu, He, alpha = 0.1: the stream's mean builds up and the coherent overlaps amplify an O(1/n)
-    seed, so the measured rate lies far beyond gradient independence's -log(1 + alpha^2) = -0.010 and
-    shrinks only slowly with width. Per seed d = measured - predicted; the allowance is the t-quantile
-    (two-sided 99.9%) of their spread plus the next order the theory leaves out: the measured rate
-    averages logs of a batch sum whose coherent part is a chi-square of one degree of freedom per sample
-    (relative variance 2 / B, so log bias within [-1/B, 0] at every layer, at most 3 / (B D) on a
-    least-squares slope over D layers), and the log of a random product (each block's factor has
-    relative variance 4 alpha^2 / n: bias 2 alpha^2 / n per block). The old formula must fail it."""
-    seeds, batch, alpha = 8, 64, 0.1
-    diffs, old = [], []
-    for seed in range(seeds):
-        spec = NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=width, activation="relu",
-                           init="he_normal", skip=True, skip_scale=alpha, seed=seed)  # fmt: skip
-        net = probed(spec, batch, 500 + seed)
-        measured = np.polyfit(
-            np.arange(1, depth + 1), np.log([np.sum(b.grad_out**2) for b in net.hidden]), 1
-        )[0]
-        pred = prediction.predict("relu", spec.widths, width, "he_normal", 1.0, 0.0, skip=True, alpha=alpha,
-                                  output_dim=width, batch=batch)  # fmt: skip
-        diffs.append(measured - pred.rate)
-        old.append(measured - _mean_field_residual_rate(alpha))
-    diffs, old = np.array(diffs), np.array(old)
-    spread = stats.t.ppf(0.9995, seeds - 1) * diffs.std(ddof=1) / math.sqrt(seeds)
-    tol = spread + 3 / (batch * depth) + 2 * alpha**2 / width
-    assert abs(diffs.mean()) < tol, (diffs.mean(), tol)
-    assert abs(old.mean()) > tol, (old.mean(), tol)
-
-
 def test_deep_linear_orthogonal_jacobian_is_an_isometry_times_the_scales():
     g, depth, width = 1.1, 12, 16
     spec = NetworkSpec(input_dim=width, width=width, depth=depth, output_dim=3, activation="identity",
