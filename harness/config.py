@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from harness import theory
 from harness.nn.activations import ACTIVATIONS
 from harness.nn.init import INIT_ALIASES, INIT_SCHEMES
 from harness.nn.network import NetworkSpec
@@ -30,6 +31,10 @@ DATASETS = ("gaussian", "teacher_student", "spirals", "blobs", "digits", "file")
 CLASSIFICATION = ("spirals", "blobs", "digits")
 NOT_HASHED = ("tracking", "study", "resume")  # where and how a run is recorded, not what it computes
 NOT_HASHED_KEYS = (("init", "stack_mb"),)  # how the work is cut up: the numbers are bit for bit the same
+# keys added after runs were recorded, at the value that gives those runs' numbers: hashed only when set,
+# so a store's earlier runs keep their hash (and are reused, and resumed)
+HASHED_WHEN_SET = (("data", "input_scale", 1.0),)
+INPUT_SCALES = ("q_star",)
 MISSING_HINTS = {"tracking.uri": " (tracking=server: tracking.uri=http://HOST:PORT)"}
 
 
@@ -60,6 +65,9 @@ class DataConfig:
     teacher_width: int = key(32, "teacher_student: the hidden width of the tanh teacher")
     path: str | None = key(None, "data=file: a .npz with arrays x, y (optionally x_test, y_test) or a .csv")
     test_fraction: float = key(0.2, "file, digits without a test split: the held-out fraction, in (0, 1)")
+    input_scale: float | str = key(
+        1.0, 'multiplies every input: a number > 0, or "q_star": the first pre-activations start at q*'
+    )
 
 
 @dataclass
@@ -187,10 +195,44 @@ def _check_ranges(c: StudyConfig) -> None:
         _positive("optim.clip_norm", c.optim.clip_norm)
     if c.model.norm == "batch" and min(c.train.batch_size, c.init.batch_size) < 2:
         raise ConfigError("model.norm: 'batch' needs train.batch_size and init.batch_size >= 2")
+    _check_input_scale(c)
     try:  # the network's own checks (skip_scale, block_layers, ...), named under model.
         c.network_spec(input_dim=1, output_dim=1, seed=c.seed)
     except ValueError as err:
         raise ConfigError(f"model.{err}") from None
+
+
+def first_layer_sw2(c: StudyConfig, input_dim: int) -> float:
+    """sigma_w^2 of the first layer (input_dim -> width)."""
+    return theory.sigma_w2(c.model.init, input_dim, c.model.width, c.model.init_scale)
+
+
+def hidden_q_star(c: StudyConfig) -> float:
+    """q* of the hidden (width x width) layers' length map."""
+    m = c.model
+    return theory.fixed_point(
+        m.activation, theory.sigma_w2(m.init, m.width, m.width, m.init_scale), m.bias_std**2
+    )
+
+
+def _check_input_scale(c: StudyConfig) -> None:
+    scale, m = c.data.input_scale, c.model
+    if isinstance(scale, str):
+        if scale not in INPUT_SCALES:
+            raise ConfigError(f"data.input_scale: got {scale!r}; allowed: a number > 0, or 'q_star'")
+        q = hidden_q_star(c)
+        if not 0 < q < math.inf or m.norm != "none":
+            why = f"q* = {q:g}" if m.norm == "none" else f"model.norm={m.norm} has no q*"
+            sw2 = theory.sigma_w2(m.init, m.width, m.width, m.init_scale)
+            raise ConfigError(
+                "data.input_scale: 'q_star' needs a fixed point 0 < q* < inf of the hidden layers; "
+                f"{why} for {m.activation} at sigma_w^2 = {sw2:g}, "
+                f"sigma_b^2 = {m.bias_std**2:g}; give model.bias_std > 0, or a number"
+            )
+        if q <= m.bias_std**2:
+            raise ConfigError(f"data.input_scale: 'q_star' needs q* > sigma_b^2; got q* = {q:g}")
+    else:
+        _positive("data.input_scale", scale)
 
 
 def _check_combination(c: StudyConfig) -> None:
@@ -230,13 +272,16 @@ def to_dict(config: StudyConfig) -> dict:
 
 def config_hash(config: StudyConfig) -> str:
     """The first 16 hex digits of the sha256 of everything that determines a run's numbers (all but
-    ``tracking``, ``resume``, the ``study`` label and ``init.stack_mb``): runs with the same hash hold the
-    same numbers."""
+    ``tracking``, ``resume``, the ``study`` label and ``init.stack_mb``; keys added later only when set
+    away from the value runs had before them): runs with the same hash hold the same numbers."""
     values = to_dict(config)
     for launch_only in NOT_HASHED:
         values.pop(launch_only)
     for group, name in NOT_HASHED_KEYS:
         values[group].pop(name)
+    for group, name, before in HASHED_WHEN_SET:
+        if values[group][name] == before:
+            values[group].pop(name)
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

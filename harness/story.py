@@ -74,7 +74,7 @@ def run_params(config: StudyConfig, swept: list[str] | None = None) -> dict[str,
     drop = ("init.",) if config.mode == "train" else ("train.", "optim.")
     if config.gradcheck.mode == "off":
         drop += tuple(f"gradcheck.{k}" for k in ("directions", "entries", "batch_size", "threshold"))
-    used = {f"data.{k}" for k in ("name", *DATA_KEYS.get(config.data.name, ()))}
+    used = {f"data.{k}" for k in ("name", "input_scale", *DATA_KEYS.get(config.data.name, ()))}
     kept = {k: v for k, v in values.items() if not k.startswith(NOT_PARAMS + drop)}
     kept = {k: v for k, v in kept.items() if not k.startswith("data.") or k in used}
     swept_params = [k for k in map(param_key, swept or []) if k in values and k not in ("study", "resume")]

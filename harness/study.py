@@ -25,13 +25,15 @@ mode on Gaussian data); ``diverged`` (0/1), ``diverged_step``, ``diverged_layer`
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from harness import correlation, theory
-from harness.config import StudyConfig
+from harness.config import StudyConfig, first_layer_sw2, hidden_q_star
 from harness.data import Dataset, load_data
 from harness.gradcheck import GradcheckReport, check_network
 from harness.metrics import NORM_STATS, STATS
@@ -72,6 +74,19 @@ def make_loss(cfg: StudyConfig, batch: int, out_dim: int, rng: np.random.Generat
     if cfg.loss.name == "probe":
         return LinearProbe.random((batch, out_dim), rng, dtype)
     return MSELoss() if cfg.loss.name == "mse" else SoftmaxCrossEntropy()
+
+
+def scale_inputs(cfg: StudyConfig, data: Dataset) -> Dataset:
+    """The dataset with every input multiplied by ``data.input_scale``; "q_star" scales the training
+    inputs' second moment to p_0 = (q* - sigma_b^2) / sigma_1^2, so that the first layer's
+    pre-activations have variance q*, the hidden layers' fixed point (Pennington et al. 2017's regime)."""
+    scale = cfg.data.input_scale
+    if scale == "q_star":
+        target = (hidden_q_star(cfg) - cfg.model.bias_std**2) / first_layer_sw2(cfg, data.input_dim)
+        scale = math.sqrt(target / float(np.mean(data.x_train**2)))
+    if scale == 1.0:
+        return data
+    return dataclasses.replace(data, x_train=data.x_train * scale, x_test=data.x_test * scale)
 
 
 def sample_batch(data: Dataset, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
@@ -226,7 +241,7 @@ def run_init(cfg: StudyConfig, progress: Progress | None = None) -> StudyResult:
     at a time): every draw's numbers are bit for bit those of the same draw run alone."""
     repeats, depth = cfg.init.repeats, cfg.model.depth
     data_seed, check_seed, *draw_seeds = np.random.SeedSequence(cfg.seed).spawn(2 + repeats)
-    data = load_data(cfg.data, np.random.default_rng(data_seed))
+    data = scale_inputs(cfg, load_data(cfg.data, np.random.default_rng(data_seed)))
     out_dim = data.output_dim(cfg.data.output_dim)
     per = {k: np.full((repeats, depth), np.nan) for k in STATS}
     losses = np.full(repeats, np.nan)

@@ -26,6 +26,7 @@ from harness.study import (
     norm_summary,
     phase_theory,
     sample_batch,
+    scale_inputs,
 )
 
 
@@ -41,7 +42,7 @@ def _accuracy(net: Network, data: Dataset, split: str = "test") -> float:
 def _setup(cfg: StudyConfig) -> tuple:
     """Data, network, its gradient check, the minibatch generator, loss and optimiser (seeded)."""
     data_seed, net_seed, batch_seed, check_seed = np.random.SeedSequence(cfg.seed).spawn(4)
-    data = load_data(cfg.data, np.random.default_rng(data_seed))
+    data = scale_inputs(cfg, load_data(cfg.data, np.random.default_rng(data_seed)))
     out_dim = data.output_dim(cfg.data.output_dim)
     net_seed = int(np.random.default_rng(net_seed).integers(2**31))
     net = build_network(cfg.network_spec(data.input_dim, out_dim, net_seed))

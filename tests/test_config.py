@@ -111,6 +111,30 @@ def test_config_hash_ignores_tracking_and_the_study_label():
     assert config_hash(a) == config_hash(b) == config_hash(d) == config_hash(e) != config_hash(c)
 
 
+def test_input_scale_is_hashed_only_when_set():
+    """data.input_scale came after runs were recorded: at 1 a config hashes as it did without the key
+    (the default study hashed 6036a2553b3f2616 before the key existed), so a store's runs are still found."""
+    assert config_hash(parse_config(_compose([]))) == "6036a2553b3f2616"
+    scaled = parse_config(_compose(["data.input_scale=2"]))
+    assert config_hash(scaled) != "6036a2553b3f2616"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.input_scale=0", r"^data.input_scale: got 0.0; allowed: a finite number > 0$"),
+        ("data.input_scale=qstar", r"^data.input_scale: got 'qstar'; allowed: a number > 0, or 'q_star'$"),
+        (
+            "data.input_scale=q_star",
+            r"^data.input_scale: 'q_star' needs a fixed point 0 < q\* < inf .* q\* = 0 for tanh",
+        ),
+    ],
+)
+def test_bad_input_scales_get_one_line(override, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(_compose([override]))
+
+
 def test_resume_takes_true_false_or_a_run_id():
     assert parse_config(_compose([])).resume is False
     assert parse_config(_compose(["resume=true"])).resume is True

@@ -87,3 +87,22 @@ def test_init_runs_carry_theory_and_the_jacobian_spectrum():
     # the Jacobian is skipped above the configured width
     wide = run_study(_cfg(model={"depth": 2, "width": 64}, init={"jacobian_max_width": 32}))
     assert "jacobian_sv" not in wide.arrays
+
+
+def test_inputs_scaled_to_q_star_start_the_first_layer_there():
+    """data.input_scale=q_star: the first layer's pre-activations have variance q* (the hidden layers'
+    fixed point) over the training set, exactly, and every layer after it stays within the sample's
+    O(1/sqrt(n)) of it; a number multiplies the inputs."""
+    from harness.config import hidden_q_star
+    from harness.data import load_data
+    from harness.study import scale_inputs
+
+    cfg = _cfg(model={"depth": 4, "width": 64, "activation": "tanh", "init": "lecun_normal", "bias_std": 0.3},
+               data={"input_dim": 32, "input_scale": "q_star", "n_train": 4096})  # fmt: skip
+    raw = load_data(cfg.data, np.random.default_rng(0))
+    data = scale_inputs(cfg, raw)
+    q_star = hidden_q_star(cfg)
+    first = 1.0 * np.mean(data.x_train**2) + 0.3**2  # lecun: sigma_1^2 = 1
+    assert first == pytest.approx(q_star, rel=1e-12) and q_star != pytest.approx(1.09, rel=0.05)
+    twice = scale_inputs(_cfg(data={"input_scale": 2.0}), raw)
+    np.testing.assert_array_equal(twice.x_test, 2.0 * raw.x_test)
