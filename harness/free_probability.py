@@ -11,10 +11,11 @@ M^{-1}(w) = (1 + w) / (w S(w)), write s = M_d^{-1}(w), so w = M_d(s) is an expli
 
     orthogonal:  z(s) = s^L (w / (1 + w))^(L-1),        Gaussian:  z(s) = s^L w^(L-1) (1 + w).
 
-For each x the density is rho(x) = |Im w| / (pi x) at the root s of z(s) = x - i eta x (eta = 1e-4,
-a Cauchy smoothing of relative width 1e-4), found by Newton's method on the L-th root of the equation
-(log s + ((L - 1) / L) log(...) = log(z) / L, whose terms stay on their principal branches),
-continued from the top of the spectrum, where s is real, downwards.
+For each x the density is rho(x) = |Im w| / (pi x) at the root s of z(s) = x - i eta x (eta = 1e-9,
+a Cauchy smoothing of relative width 1e-9), found by Newton's method on the L-th root of the equation
+(log s + ((L - 1) / L) log(...) = log(z) / L, whose terms stay on their principal branches): the
+root is followed at eta = 1e-3 from the top of the spectrum, where s is real, downwards, and polished at
+each x.
 
 This is the n -> infinity limit at fixed L. When depth nears width the finite-width spectrum departs
 from it by an amount set by tau = L / n (products of many random matrices: a double-scaling limit).
@@ -67,28 +68,34 @@ def density(
     depth: int,
     x: np.ndarray,
     gaussian: bool = False,
-    eta: float = 1e-4,
+    eta: float = 1e-9,
 ) -> np.ndarray:
     """rho(x) of the squared singular values of J at ``x`` (positive, any order): free probability, every
     layer at pre-activation variance ``q``; NaN where Newton's method did not converge."""
     d, p = layer_law(activation, sw2, q)
-    order = np.argsort(x)[::-1]  # from the top down
     out = np.full(len(x), np.nan)
     s = complex(2.0 * d.max() * (1 + 4.0 / depth) ** depth + 1.0)  # right of everything: real root region
-    for i in order:
-        target = (np.log(x[i]) + np.log(complex(1.0, -eta))) / depth
-        for _ in range(200):
-            f, df, w = _equation(s, d, p, depth, gaussian)
-            delta = (f - target) / df
-            step = delta if abs(delta) < 0.5 * abs(s) else 0.5 * abs(s) * delta / abs(delta)
-            s -= step
-            if abs(step) < 1e-12 * abs(s):
-                break
-        else:
-            continue
-        w = _equation(s, d, p, depth, gaussian)[2]
-        out[i] = abs(w.imag) / (math.pi * x[i])
+    for i in np.argsort(x)[::-1]:  # from the top down
+        s = _newton(s, np.log(x[i]) + np.log(complex(1.0, -1e-3)), d, p, depth, gaussian)  # the path
+        if s is None:
+            return out
+        root = _newton(s, np.log(x[i]) + np.log(complex(1.0, -eta)), d, p, depth, gaussian)  # polished
+        if root is not None:
+            out[i] = abs(_equation(root, d, p, depth, gaussian)[2].imag) / (math.pi * x[i])
     return out
+
+
+def _newton(s: complex, log_z: complex, d: np.ndarray, p: np.ndarray, depth: int, gaussian: bool):  # noqa: ANN202
+    """The root of f(s) = log(z) / L from ``s`` (steps capped at half of |s|), or None."""
+    target = log_z / depth
+    for _ in range(200):
+        f, df, _ = _equation(s, d, p, depth, gaussian)
+        delta = (f - target) / df
+        step = delta if abs(delta) < 0.5 * abs(s) else 0.5 * abs(s) * delta / abs(delta)
+        s -= step
+        if abs(step) < 1e-12 * abs(s):
+            return s
+    return None
 
 
 def moments(activation: str, sw2: float, q: float, depth: int, gaussian: bool = False) -> tuple[float, float]:
