@@ -34,6 +34,7 @@ from harness.tracking import StoreError
 
 FIGURE_DIR = CONF_DIR / "figure"
 FIGURE_EXPERIMENT = "figures"
+ARRAY_KINDS = ("profile", "heatmap", "spectrum")  # the kinds drawn from the runs' arrays/stats.npz
 
 
 class JobsFailed(RuntimeError):
@@ -130,7 +131,7 @@ def _draw(spec: FigureSpec, jobs: list[Job], uri: str, out: str | Path) -> list[
     client = tracking.client(uri)
     data = {}
     for run_id in dict.fromkeys(job.run_id for job in jobs):
-        arrays = tracking.load_arrays(uri, run_id) if spec.plot["kind"] in ("profile", "heatmap") else {}
+        arrays = tracking.load_arrays(uri, run_id) if spec.plot["kind"] in ARRAY_KINDS else {}
         data[run_id] = {"arrays": arrays, "metrics": tracking.metrics_of(client.get_run(run_id))}
     frame = table(spec, jobs, data)
     figure = PLOTTERS[spec.plot["kind"]](frame, spec.plot, spec.style, spec.title)

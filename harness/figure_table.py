@@ -55,6 +55,30 @@ def _heatmap_rows(factors: dict, members: list[Job], data: dict, metric: str) ->
     return rows
 
 
+def _spectrum_rows(factors: dict, members: list[Job], data: dict) -> list[dict]:
+    """The density of log10 lambda, lambda the squared singular values of dh_D/dx, pooled over seeds,
+    in bins of 2 IQR / N^(1/3) (Freedman-Diaconis).
+
+    Normalised by every eigenvalue (zeros where input_dim < width, and those below rounding, which an
+    SVD resolves only to ~n eps sigma_max), so the bars' area is the resolved fraction and the theory's
+    is 1; ``n_below_rounding`` counts what is left out."""
+    resolved, total, below = [], 0, 0
+    for job in members:
+        arrays = data[job.run_id]["arrays"]
+        sv = np.asarray(arrays["jacobian_sv"], dtype=float)
+        width = int(arrays["jacobian_width"])
+        floor = (max(width, sv.size) * np.finfo(float).eps * sv.max()) ** 2
+        eig = sv**2
+        resolved.append(eig[eig >= floor])
+        total, below = total + width, below + int(np.count_nonzero(eig < floor)) + width - sv.size
+    logs = np.log10(np.concatenate(resolved))
+    counts, edges = np.histogram(logs, bins="fd")  # Freedman-Diaconis: the bin from the quartiles
+    density = counts / (total * np.diff(edges))
+    base = factors | {"source": "measured", "n_seeds": len(members), "n_below_rounding": below}
+    return [base | {"log10_sv2": float(0.5 * (a + b)), "lo": float(a), "hi": float(b), "density": float(d)}
+            for a, b, d in zip(edges[:-1], edges[1:], density, strict=True)]  # fmt: skip
+
+
 def _summary_row(factors: dict, members: list[Job], data: dict, spec: FigureSpec) -> dict:
     """A summary metric's mean and std over seeds, whether any seed diverged, and the derived x."""
     kind, metric = spec.plot["kind"], spec.plot["metric"]
@@ -90,10 +114,14 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
             rows += _profile_rows(factors, members, data, metric)
         elif kind == "heatmap":
             rows += _heatmap_rows(factors, members, data, metric)
+        elif kind == "spectrum":
+            rows += _spectrum_rows(factors, members, data)
         else:
             rows.append(_summary_row(factors, members, data, spec))
     if kind == "lines" and spec.plot.get("theory"):
         rows += ft.theory_rows(spec, jobs)
+    if kind == "spectrum" and spec.plot.get("theory"):
+        rows += ft.spectrum_rows(jobs, rows)
     if kind == "phase" and spec.plot.get("overlay"):
         rows += ft.overlay_rows(spec, jobs)
     if kind == "phase" and spec.plot.get("trainable") is not None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from harness import theory
 from harness.config import ConfigError, StudyConfig
+from harness.nn.init import canonical_init
 
 DERIVED_AXES = ("sigma_w2", "chi1")  # plot.x_as
 # a summary metric -> the logged theory metric drawn beside it (plot.theory)
@@ -117,6 +118,28 @@ def theory_rows(spec: Any, jobs: list, points: int = 60) -> list[dict]:
             row = factors | {xf: value, "source": "theory", "mean": theory_value(config, metric)}
             row |= {"std": 0.0, "n_seeds": 0, "diverged": 0, "sigma_w2": sigma_w2_of(config)}
             rows.append(row | ({x_as: derived(config, x_as)} if x_as and x_as != "sigma_w2" else {}))
+    return rows
+
+
+def spectrum_rows(jobs: list, measured: list[dict], points: int = 400) -> list[dict]:
+    """Free probability's density of log10 lambda (rho(lambda) lambda ln 10) for each group of a
+    spectrum figure, every layer at q*, over its measured range and half a decade beyond each end."""
+    from harness import free_probability
+    from harness.config import hidden_q_star
+
+    rows = []
+    for job in _first_jobs(jobs):
+        m = job.config.model
+        mine = [r for r in measured if all(r[k] == v for k, v in job.factors.items())]
+        lo, hi = min(r["lo"] for r in mine) - 0.5, max(r["hi"] for r in mine) + 0.5
+        x = np.logspace(lo, hi, points)
+        rho = free_probability.density(
+            m.activation, sigma_w2_of(job.config), hidden_q_star(job.config), m.depth, x,
+            gaussian=canonical_init(m.init) != "orthogonal",
+        )  # fmt: skip
+        for value, r in zip(np.log10(x), rho * x * math.log(10), strict=True):
+            rows.append(job.factors | {"source": "theory", "log10_sv2": float(value), "density": float(r),
+                                       "n_seeds": 0})  # fmt: skip
     return rows
 
 

@@ -24,12 +24,14 @@ from harness.config import ConfigError, StudyConfig, config_hash
 from harness.metrics import STATS, SUMMARIES, only_in, phase_theory
 from harness.schema import build, key
 
+SPECTRA = ("jacobian_sv2",)  # kind=spectrum: the squared singular values of dh_D/dx each run stores
 # a figure kind: its roles here, its rows in harness.figure_table, its drawing in harness.sweep_plots.PLOTTERS
 ROLES = {
     "profile": ["hue", "col"],
     "phase": ["x", "y", "col"],
     "lines": ["x", "hue", "col"],
     "heatmap": ["col"],
+    "spectrum": ["hue", "col"],
 }
 KINDS = tuple(ROLES)
 TRAIN_ONLY, INIT_ONLY, PHASE_THEORY = only_in("train"), only_in("init"), phase_theory()
@@ -40,13 +42,15 @@ class PlotConfig:
     """``plot:`` of a figure config (README: "Figure options"); a role names a factor of the sweep.
     A key left out is None (leave it out rather than write null)."""
 
-    kind: Literal[KINDS] = key(doc="profile, phase, lines or heatmap")  # type: ignore[valid-type]
-    metric: str = key(doc="a statistic (profile, heatmap) or a summary metric (phase, lines)")
+    kind: Literal[KINDS] = key(doc="profile, phase, lines, heatmap or spectrum")  # type: ignore[valid-type]
+    metric: str = key(
+        doc="a statistic (profile, heatmap), a summary metric (phase, lines), jacobian_sv2 (spectrum)"
+    )
     x: str = key(None, "the factor on x (phase, lines)")
     y: str = key(None, "the factor on y (phase)")
     hue: str = key(None, "one line per value (profile, lines)")
     col: str = key(None, "one panel per value")
-    theory: bool = key(False, "lines: the mean-field prediction beside the measurement")
+    theory: bool = key(False, "lines, spectrum: the prediction beside the measurement")
     x_as: Literal["sigma_w2", "chi1"] = key(None, "lines, phase: x in a derived unit")
     overlay: list[str] = key(None, 'phase with y model.depth: curves like "6 xi_c"')
     trainable: float = key(None, "phase with y model.depth: the trainable depth at this threshold")
@@ -133,7 +137,7 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
     build(FigureConfig, values)  # keys and types; the spec keeps the values as written (its digest)
     plot, style = dict(values.get("plot") or {}), dict(values.get("style") or {})
     kind, metric = plot["kind"], plot["metric"]
-    allowed = STATS if kind in ("profile", "heatmap") else tuple(SUMMARIES)
+    allowed = {"profile": STATS, "heatmap": STATS, "spectrum": SPECTRA}.get(kind, tuple(SUMMARIES))
     if metric not in allowed:
         raise ConfigError(
             f"plot.metric: {metric!r} is not a metric runs record for kind={kind}; "
@@ -200,10 +204,11 @@ def _check_theory_options(plot: dict, kind: str, metric: str) -> None:
             )
         if kind not in ("lines", "phase"):
             raise ConfigError(f"plot.x_as: kind={kind} has no factor on x; allowed for kind=lines or phase")
-    if plot.get("theory") and (kind != "lines" or metric not in ft.THEORY_OF):
+    if plot.get("theory") and kind != "spectrum" and (kind != "lines" or metric not in ft.THEORY_OF):
         raise ConfigError(
-            f"plot.theory: a theory curve is drawn for kind=lines with metric {', '.join(ft.THEORY_OF)}; "
-            "profiles (metric grad_h) and phase diagrams (x model.init_scale) get theory automatically"
+            f"plot.theory: a theory curve is drawn for kind=spectrum, or kind=lines with metric "
+            f"{', '.join(ft.THEORY_OF)}; profiles (metric grad_h) and phase diagrams (x model.init_scale) "
+            "get theory automatically"
         )
     for option in ("overlay", "trainable"):
         if plot.get(option) is not None and (kind != "phase" or plot.get("y") != "model.depth"):
@@ -234,7 +239,7 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
     """A metric that the jobs' mode does not record is an error before anything runs."""
     metric, kind = spec.plot["metric"], spec.plot["kind"]
     modes = {job.config.mode for job in jobs}
-    for only, mode in (((*TRAIN_ONLY, "heatmap"), "train"), (INIT_ONLY, "init")):
+    for only, mode in (((*TRAIN_ONLY, "heatmap"), "train"), ((*INIT_ONLY, "spectrum"), "init")):
         if (metric in only or kind in only) and modes != {mode}:
             raise ConfigError(
                 f"plot.metric: no run of this figure records {metric!r} for kind={kind}: it needs "
@@ -248,6 +253,9 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
                 "without bound there); allowed: sigma_w2, or leave it out"
             )
     theory = metric.startswith("theory_") or metric == "rate_diff" or spec.plot.get("theory")
+    if theory and kind == "spectrum":
+        _check_spectrum_theory(jobs)
+        theory = False
     for job in jobs:
         m = job.config.model
         if theory and metric in PHASE_THEORY and (m.norm != "none" or m.skip):
@@ -269,6 +277,18 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
             raise ConfigError(f"plot.metric: {metric!r} needs init.jacobian_max_width >= "
                               f"{max(m.width, job.config.data.input_dim)} (model.width, data.input_dim); got "
                               f"{job.config.init.jacobian_max_width}")  # fmt: skip
+
+
+def _check_spectrum_theory(jobs: list[Job]) -> None:
+    """Free probability's density holds for plain networks with every layer at q*: inputs scaled there."""
+    for job in jobs:
+        m, scale = job.config.model, job.config.data.input_scale
+        if m.norm != "none" or m.skip or scale != "q_star":
+            raise ConfigError(
+                "plot.theory: the free-probability density is drawn for plain networks whose layers all "
+                f"sit at q*: model.norm none, model.skip false, data.input_scale q_star; got "
+                f"model.norm={m.norm}, model.skip={m.skip}, data.input_scale={scale}"
+            )
 
 
 def attach_hashes(jobs: list[Job]) -> None:

@@ -9,6 +9,8 @@ The spread shown is the table's own ``std`` column (its CSV holds exactly what i
 - ``phase``: a summary metric over two factors (``x`` by ``y``): ``harness.phase_plots``.
 - ``lines``: a summary metric against ``x``, error bars over seeds, theory curves when asked.
 - ``heatmap``: layer x step maps of a per-layer statistic during training.
+- ``spectrum``: the density of the Jacobian's squared singular values (log10), pooled over seeds, as
+  steps, with free probability's density dashed when asked.
 """
 
 from __future__ import annotations
@@ -115,9 +117,41 @@ def heatmap_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
     return figure
 
 
+def spectrum_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
+    """Steps of the measured density of log10 lambda per ``hue``, the theory dashed in the same colour."""
+    hue, col = plot.get("hue"), plot.get("col")
+    grid = facets.grid(frame, col, style, title)
+    hues = facets.values(frame, hue)
+    colours = facets.palette(len(hues), style.get("palette"))
+    for ax, part in facets.panels(grid):
+        for colour, hval in zip(colours, hues, strict=True):
+            one = part if hue is None else part[part[hue] == hval]
+            bars = one[one["source"] == "measured"]
+            edges = np.append(bars["lo"].to_numpy(), bars["hi"].to_numpy()[-1:])
+            density = bars["density"].to_numpy()
+            ax.stairs(np.where(density > 0, density, np.nan), edges, color=colour, lw=1.4)
+            line = one[one["source"] == "theory"]
+            ax.plot(line["log10_sv2"], line["density"], ls="--", lw=1.2, color=colour)
+        ax.set_xlabel("log10 lambda (squared singular value of dh_D/dx)")
+        ax.set_ylabel("")
+        if style.get("logy"):
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=1e-3)
+    grid.axes[0, 0].set_ylabel("density of log10 lambda")
+    theory = bool((frame["source"] == "theory").any())
+    if hue is not None:
+        for colour, hval in zip(colours, hues, strict=True):
+            grid.axes[0, -1].plot([], [], color=colour, label=f"{hue.split('.')[-1]}={hval}")
+        if theory:
+            grid.axes[0, -1].plot([], [], ls="--", color="k", label="free probability")
+        grid.axes[0, -1].legend()
+    return facets.done(grid)
+
+
 PLOTTERS = {
     "profile": profile_figure,
     "phase": phase_figure,
     "lines": lines_figure,
     "heatmap": heatmap_figure,
+    "spectrum": spectrum_figure,
 }

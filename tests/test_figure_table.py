@@ -39,3 +39,27 @@ def test_heatmap_table_averages_log10_over_seeds_per_step_and_layer():
         ("3", 10, 1),
         ("3", 20, 2),
     }
+
+
+def test_spectrum_table_is_the_density_of_log10_lambda_over_every_eigenvalue():
+    """Pooled over seeds; normalised by every eigenvalue (width per run), so the bars' area is the
+    resolved fraction: the zeros of a wide-input Jacobian and the squared singular values below rounding
+    (n eps sigma_max)^2 are left out and counted."""
+    plot = {"kind": "spectrum", "metric": "jacobian_sv2", "col": "model.depth"}
+    spec = parse_figure("s", {"sweep": {"model.depth": [2]}, "seeds": [0, 1], "plot": plot})
+    jobs = jobs_of(spec)
+    rng, data = np.random.default_rng(0), {}
+    for i, job in enumerate(jobs):
+        job.run_id = f"run{i}"
+        sv = 10.0 ** rng.uniform(-3, 1, 30)
+        sv[:2] = [1e-20, 0.0]  # below rounding
+        data[job.run_id] = {"arrays": {"jacobian_sv": sv, "jacobian_width": np.array(40)}, "metrics": {}}
+    frame = table(spec, jobs, data)
+    assert set(frame["source"]) == {"measured"} and (frame["n_below_rounding"] == 2 * (2 + 10)).all()
+    area = float(np.sum(frame["density"] * (frame["hi"] - frame["lo"])))
+    assert area == pytest.approx(2 * 28 / (2 * 40), rel=1e-12)
+    logs = np.log10(np.concatenate([data[j.run_id]["arrays"]["jacobian_sv"][2:] ** 2 for j in jobs]))
+    assert frame["lo"].min() == pytest.approx(logs.min()) and frame["hi"].max() == pytest.approx(logs.max())
+    inside = (logs >= frame["lo"].iloc[1]) & (logs < frame["hi"].iloc[1])
+    width = frame["hi"].iloc[1] - frame["lo"].iloc[1]
+    assert frame["density"].iloc[1] == pytest.approx(inside.sum() / (80 * width), rel=1e-12)

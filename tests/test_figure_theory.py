@@ -173,3 +173,31 @@ def test_a_derived_axis_that_is_not_finite_is_refused_before_running(tmp_path, m
     ):
         prepare_jobs(str(path))
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_spectrum_theory_is_free_probabilitys_density_of_log10_lambda(tmp_path, monkeypatch):
+    """The dashed curve of the spectrum figure is rho(lambda) lambda ln 10: over the orthogonal groups'
+    support (the measured range and half a decade beyond) it integrates to 1 in log10 lambda, and its mean
+    of lambda is free probability's closed (E d)^L, to the trapezoid rule's error at the support's two
+    edges (where the density drops to 0 within a grid step h): at most 2 h max(rho)."""
+    import numpy as np
+
+    from harness import free_probability
+    from harness.config import hidden_q_star
+    from harness.figure_cli import prepare_jobs
+    from harness.figure_theory import sigma_w2_of, spectrum_rows
+
+    monkeypatch.chdir(tmp_path)
+    _, jobs = prepare_jobs("dynamical_isometry_spectrum")
+    orthogonal = [j for j in jobs if j.factors["model.init"] == "orthogonal" and j.seed == 0]
+    measured = [j.factors | {"lo": -1.5, "hi": 0.7} for j in orthogonal]
+    for job in orthogonal:
+        rows = [r for r in spectrum_rows([job], measured) if r["source"] == "theory"]
+        x = np.array([r["log10_sv2"] for r in rows])
+        rho = np.nan_to_num(np.array([r["density"] for r in rows]))
+        c = job.config
+        mean, _ = free_probability.moments("tanh", sigma_w2_of(c), hidden_q_star(c), c.model.depth)
+        edges = 2 * (x[1] - x[0]) * rho.max()
+        assert abs(np.trapezoid(rho, x) - 1.0) < edges
+        assert abs(np.trapezoid(rho * 10**x, x) / mean - 1.0) < edges * 10 ** x[rho > 0].max() / mean
+        assert edges < 0.1  # the curve resolves the density

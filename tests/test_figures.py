@@ -211,9 +211,34 @@ def test_lines_with_theory_curve_and_sigma_w2_axis(tmp_path):
 
 def test_theory_options_are_validated():
     base = {"plot": {"kind": "profile", "metric": "grad_h", "theory": True}, "sweep": {"model.depth": [2]}}
-    with pytest.raises(ConfigError, match="^plot.theory: a theory curve is drawn for kind=lines"):
+    with pytest.raises(
+        ConfigError, match="^plot.theory: a theory curve is drawn for kind=spectrum, or kind=lines"
+    ):
         parse_figure("f", base)
     lines = {"plot": {"kind": "lines", "metric": "grad_h_slope", "x": "model.depth", "x_as": "sigma_b2"},
              "sweep": {"model.depth": [2]}}  # fmt: skip
     with pytest.raises(ConfigError, match="^plot.x_as: got 'sigma_b2'; allowed: one of: sigma_w2, chi1"):
         parse_figure("f", lines)
+
+
+def test_spectrum_options_are_validated(tmp_path, monkeypatch):
+    """kind=spectrum draws jacobian_sv2 of init-mode runs; its theory needs every layer at q*."""
+    monkeypatch.chdir(tmp_path)
+    spectrum = {"kind": "spectrum", "metric": "grad_h", "col": "model.depth"}
+    with pytest.raises(ConfigError, match="^plot.metric: 'grad_h' is not a metric .* allowed: jacobian_sv2$"):
+        parse_figure("f", {"plot": spectrum, "sweep": {"model.depth": [2]}})
+    from harness.figure_cli import FIGURE_DIR
+
+    values = yaml.safe_load((FIGURE_DIR / "dynamical_isometry_spectrum.yaml").read_text())
+    density = "^plot.theory: the free-probability density is drawn for plain networks"
+    train = {"mode": "train", "data": "digits", "loss": "cross_entropy"}
+    for change, message in (
+        ({"data.input_scale": 1.0}, density),
+        ({"model.skip": True}, density + ".* got model.norm=none, model.skip=True"),
+        (train, "^plot.metric: no run of this figure records"),
+    ):
+        path = tmp_path / "spectrum.yaml"
+        path.write_text(yaml.safe_dump(values | {"base": values["base"] | change}))
+        with pytest.raises(ConfigError, match=message):
+            prepare_jobs(str(path))
+    assert not (tmp_path / "mlruns").exists()

@@ -3,8 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgb
 
-from harness.sweep_plots import heatmap_figure
+from harness.sweep_plots import heatmap_figure, spectrum_figure
 
 HEATMAP = {"kind": "heatmap", "metric": "grad_W", "col": "model.depth"}
 
@@ -54,3 +55,42 @@ def test_heatmap_draws_ten_to_the_logged_means_layer_by_step_one_panel_per_col()
         assert (mesh.norm.vmin, mesh.norm.vmax) == pytest.approx((10 ** finite.min(), 10 ** finite.max()))
         assert type(mesh.norm).__name__ == "LogNorm"
     assert [t.get_text() for t in panels[0].get_yticklabels()] == ["1", "2", "3"]  # the outer panel's
+
+
+def test_spectrum_draws_the_tables_bars_and_its_theory_dashed_in_the_same_colour():
+    """Per panel (col) and hue: a step curve over the bins' edges with the table's densities (empty bins
+    left out, so a log axis has no zeros), and the theory's points dashed in the hue's colour."""
+    rows = []
+    for depth in ("8", "32"):
+        for k, init in enumerate(("orthogonal", "lecun_normal")):
+            edges = np.linspace(-2 - k, 1, 5)
+            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+                density = 0.0 if i == 1 else 0.1 * (i + 1)
+                rows.append({"model.init": init, "model.depth": depth, "source": "measured", "lo": lo,
+                             "hi": hi, "log10_sv2": (lo + hi) / 2, "density": density,
+                             "n_seeds": 2})  # fmt: skip
+            for x in np.linspace(-3, 2, 7):
+                rows.append({"model.init": init, "model.depth": depth, "source": "theory", "log10_sv2": x,
+                             "density": 0.05 + 0.01 * k, "n_seeds": 0})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    plot = {"kind": "spectrum", "metric": "jacobian_sv2", "hue": "model.init", "col": "model.depth"}
+    fig = spectrum_figure(frame, plot, {"logy": True}, "t")
+    assert [ax.get_title() for ax in fig.axes] == ["depth = 8", "depth = 32"]
+    assert fig.axes[0].get_ylabel() == "density of log10 lambda" and fig.axes[0].get_yscale() == "log"
+    for ax, depth in zip(fig.axes, ("8", "32"), strict=True):
+        steps = [p for p in ax.patches if type(p).__name__ == "StepPatch"]
+        dashed = [line for line in ax.lines if line.get_linestyle() == "--" and len(line.get_xdata())]
+        assert len(steps) == len(dashed) == 2
+        for k, (step, line) in enumerate(zip(steps, dashed, strict=True)):
+            part = frame[
+                (frame["model.depth"] == depth) & (frame["model.init"] == frame["model.init"].unique()[k])
+            ]
+            bars = part[part["source"] == "measured"]
+            values, edges, _ = step.get_data()
+            np.testing.assert_array_equal(edges, [*bars["lo"], bars["hi"].iloc[-1]])
+            np.testing.assert_array_equal(np.isnan(values), bars["density"].to_numpy() == 0)
+            np.testing.assert_array_equal(values[~np.isnan(values)], bars["density"][bars["density"] > 0])
+            np.testing.assert_array_equal(line.get_ydata(), part[part["source"] == "theory"]["density"])
+            assert to_rgb(step.get_edgecolor()) == pytest.approx(to_rgb(line.get_color()))
+    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert labels == ["init=orthogonal", "init=lecun_normal", "free probability"]
