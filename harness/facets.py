@@ -8,6 +8,17 @@ from typing import Any
 from matplotlib.figure import Figure
 
 AXIS_LABELS = {"sigma_w2": "sigma_w^2", "chi1": "chi_1 (mean-field)"}
+FACTOR_LABELS = {"model.depth": "depth D", "model.width": "width n", "model.init_scale": "init scale",
+                 "model.bias_std": "sigma_b", "model.skip_scale": "skip scale alpha", "init.batch_size":
+                 "batch size B", "train.batch_size": "batch size B", "optim.lr": "learning rate",
+                 "model.activation": "activation", "model.init": "init"}  # fmt: skip
+
+
+def axis_label(factor: str, x_as: str | None = None) -> str:
+    """An axis' words: the derived unit's, or the factor's (its last dotted part when unlisted)."""
+    if x_as:
+        return AXIS_LABELS.get(x_as, x_as)
+    return FACTOR_LABELS.get(factor, factor.split(".")[-1])
 
 
 def values(frame: Any, factor: str | None) -> list:

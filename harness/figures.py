@@ -63,7 +63,7 @@ class StyleConfig:
     width: float = key(None, "inches (default 4.2 per panel)")
     height: float = key(None, "inches (default 3.8)")
     logy: bool = key(None, "log y axis (default: for norms; phase: values spanning x8)")
-    logx: bool = key(None, "log x axis (phase: default for values spanning x8)")
+    logx: bool = key(None, "log x axis (lines; phase: default for values spanning x8)")
     title: str = key(None, "the figure's title (default: the config's title)")
     palette: str = key(None, "a seaborn palette (default colorblind)")
     dpi: int = key(None, "the PNG's resolution (default 150)")

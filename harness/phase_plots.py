@@ -67,7 +67,7 @@ def phase_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
         mesh, (xc, yc) = _phase_panel(ax, part, plot, style, scale)
         theory = frame if col is None else frame[frame[col] == cval]
         _theory_overlays(ax, theory, plot, plot["x"], plot.get("x_as"), (xc, yc))
-    grid.axes[0, 0].set_ylabel(plot["y"].split(".")[-1])
+    grid.axes[0, 0].set_ylabel(facets.axis_label(plot["y"]))
     figure = facets.done(grid)
     figure.colorbar(mesh, ax=list(grid.axes.ravel()), label=f"{label(metric)}  (x: diverged)")
     return figure
@@ -108,7 +108,7 @@ def _phase_panel(ax: Any, part: Any, plot: dict, style: dict, scale: dict) -> tu
     ax.minorticks_off()  # one tick per cell, labelled with its value
     ax.set_xticks(xc, [f"{v:.3g}" for v in xc] if xnum is not None else [str(v) for v in xs])
     ax.set_yticks(yc, [f"{v:.3g}" for v in yc] if ynum is not None else [str(v) for v in ys])
-    ax.set_xlabel(facets.AXIS_LABELS.get(x_as, x_as) if x_as else xf.split(".")[-1])
+    ax.set_xlabel(facets.axis_label(xf, x_as))
     ax.set_ylabel("")
     return mesh, (xc, yc)
 

@@ -85,12 +85,18 @@ def lines_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
             name = None if hue is None else f"{hue.split('.')[-1]}={hval}"
             ax.errorbar(one["x"], one["mean"], yerr=one["std"], marker="o", capsize=3, color=colour,
                         ls="none", label=name)  # fmt: skip
-        ax.set_xlabel(facets.AXIS_LABELS.get(x_as, x_as) if x_as else xf.split(".")[-1])
+        ax.set_xlabel(facets.axis_label(xf, x_as))
         ax.set_ylabel("")
         ax.axhline(0.0, color="0.5", lw=0.8)
+        if style.get("logx"):
+            ax.set_xscale("log")
     grid.axes[0, 0].set_ylabel(label(metric))
     if hue is not None:
         grid.axes[0, -1].legend(title="lines: theory" if plot.get("theory") else None)
+    elif theory:
+        grid.axes[0, -1].plot([], [], marker="o", ls="none", color=colours[0], label="measured (+-1 std)")
+        grid.axes[0, -1].plot([], [], lw=1.5, color=colours[0], label="theory")
+        grid.axes[0, -1].legend()
     return facets.done(grid)
 
 
