@@ -97,6 +97,19 @@ def _summary_row(factors: dict, members: list[Job], data: dict, spec: FigureSpec
     return row
 
 
+def _per_seed(spec: FigureSpec, jobs: list[Job], data: dict) -> Any:
+    """One row per job: its factors, seed and metric (the trainable depth's spread over seeds)."""
+    import pandas as pd
+
+    metric = spec.plot["metric"]
+    return pd.DataFrame(
+        [
+            job.factors | {"seed": job.seed, "mean": data[job.run_id]["metrics"].get(metric, np.nan)}
+            for job in jobs
+        ]
+    )
+
+
 def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
     """The tidy table of exactly what is plotted: one row per plotted point, seeds aggregated.
 
@@ -125,7 +138,7 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
     if kind == "phase" and spec.plot.get("overlay"):
         rows += ft.overlay_rows(spec, jobs)
     if kind == "phase" and spec.plot.get("trainable") is not None:
-        rows += ft.trainable_rows(pd.DataFrame(rows), spec.plot, spec.factors)
+        rows += ft.trainable_rows(pd.DataFrame(rows), spec.plot, spec.factors, _per_seed(spec, jobs, data))
     frame = pd.DataFrame(rows)
     if frame["n_seeds"].sum() == 0:
         raise ConfigError(f"plot.metric: no run of figure {spec.name} has a finite value of {metric!r}")

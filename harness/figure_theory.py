@@ -181,17 +181,29 @@ def overlay_rows(spec: Any, jobs: list, points: int = 80) -> list[dict]:
     return rows
 
 
-def trainable_rows(frame: Any, plot: dict, factors: list[str]) -> list[dict]:
-    """Per x (and every other factor but the depth y): the deepest depth whose mean reaches
-    ``plot.trainable``, NaN if none does."""
+def _deepest(part: Any, yf: str, threshold: float) -> float:
+    ok = part[part["mean"] >= threshold]
+    return max((float(v) for v in ok[yf]), default=math.nan)
+
+
+def trainable_rows(frame: Any, plot: dict, factors: list[str], seeds: Any = None) -> list[dict]:
+    """Per x (and every other factor but the depth y): the deepest depth whose mean over seeds reaches
+    ``plot.trainable``, NaN if none does; with ``seeds`` (one row per job: its factors, ``seed`` and
+    ``mean``), the same depth seed by seed: ``lo`` and ``hi`` the shallowest and deepest of them
+    (NaN where no seed reaches it), ``n_reached`` how many seeds reach it at any depth."""
     yf, threshold, x_as = plot["y"], float(plot["trainable"]), plot.get("x_as")
     measured = frame[frame["source"] == "measured"]
     keys = [k for k in factors if k != yf]
     rows = []
     for key, part in measured.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        ok = part[part["mean"] >= threshold]
-        depth = max((float(v) for v in ok[yf]), default=math.nan)
-        row = dict(zip(keys, key, strict=True)) | {"source": "trainable depth", "mean": depth}
+        row = dict(zip(keys, key, strict=True)) | {"source": "trainable depth"}
+        row["mean"] = _deepest(part, yf, threshold)
+        if seeds is not None:
+            mine = seeds[np.all([seeds[k] == v for k, v in zip(keys, key, strict=True)], axis=0)]
+            per_seed = np.array([_deepest(one, yf, threshold) for _, one in mine.groupby("seed")])
+            reached = per_seed[np.isfinite(per_seed)]
+            lo, hi = (float(reached.min()), float(reached.max())) if reached.size else (math.nan, math.nan)
+            row |= {"lo": lo, "hi": hi, "n_reached": reached.size}
         rows.append(row | ({x_as: float(part[x_as].iloc[0])} if x_as else {}))
     return rows

@@ -141,15 +141,12 @@ def _theory_overlays(ax: Any, part: Any, plot: dict, xf: str, x_as: str | None, 
         drawn = True
     if "source" in part and (part["source"] == "trainable depth").any():
         rows = part[part["source"] == "trainable depth"]
-        ax.plot(
-            x_of(rows),
-            rows["mean"],
-            color="orange",
-            marker="o",
-            ms=5,
-            lw=1.2,
-            label="trainable depth (measured)",
-        )
+        ax.plot(x_of(rows), rows["mean"], color="orange", marker="o", ms=5, lw=1.2,
+                label="trainable depth (measured)")  # fmt: skip
+        if "lo" in rows and rows["lo"].notna().any():  # the same depth seed by seed: its range
+            mean, lo, hi = (rows[k].to_numpy(float) for k in ("mean", "lo", "hi"))
+            ax.errorbar(x_of(rows), mean, yerr=[np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)],
+                        color="orange", ls="none", capsize=3, lw=1.2, label="range over seeds")  # fmt: skip
         drawn = True
     ax.set_ylim(*_edges(yc, ax.get_yscale() == "log")[[0, -1]])
     if drawn:

@@ -34,6 +34,24 @@ def test_trainable_depth_is_the_deepest_depth_over_the_threshold():
     assert [r["sigma_w2"] for r in rows] == [1.0, 4.0, 9.0]
 
 
+def test_trainable_depth_seed_by_seed_gives_its_range():
+    """Three seeds: the mean's deepest depth over the threshold, and each seed's, whose shallowest and
+    deepest are lo and hi; a seed that reaches the threshold nowhere is counted out (n_reached)."""
+    per_seed = {0: (0.9, 0.8, 0.6), 1: (0.9, 0.6, 0.1), 2: (0.2, 0.1, 0.1)}  # depths 10, 20, 40
+    depths = ("10", "20", "40")
+    rows = [{"model.init_scale": "1.0", "model.depth": d, "seed": s, "mean": m}
+            for s, ms in per_seed.items() for d, m in zip(depths, ms, strict=True)]  # fmt: skip
+    seeds = pd.DataFrame(rows)
+    means = seeds.groupby("model.depth", sort=False)["mean"].mean()
+    frame = _frame([("1.0", d, m) for d, m in means.items()])
+    rows = figure_theory.trainable_rows(
+        frame, PHASE | {"trainable": 0.5}, ["model.init_scale", "model.depth"], seeds
+    )
+    assert len(rows) == 1
+    assert rows[0]["mean"] == 20.0  # means 0.67, 0.5, 0.27
+    assert (rows[0]["lo"], rows[0]["hi"], rows[0]["n_reached"]) == (20.0, 40.0, 2)
+
+
 def test_phase_figure_numeric_axes_sequential_colours_and_overlays():
     xi = lambda x: correlation.xi_c("tanh", x * x, 0.05)  # noqa: E731
     overlay = [{"model.init_scale": repr(float(x)), "source": "6 xi_c", "mean": 6 * xi(x), "sigma_w2": x * x}
