@@ -33,7 +33,7 @@ NOT_HASHED = ("tracking", "study", "resume")  # where and how a run is recorded,
 NOT_HASHED_KEYS = (("init", "stack_mb"),)  # how the work is cut up: the numbers are bit for bit the same
 # keys added after runs were recorded, at the value that gives those runs' numbers: hashed only when set,
 # so a store's earlier runs keep their hash (and are reused, and resumed)
-HASHED_WHEN_SET = (("data", "input_scale", 1.0),)
+HASHED_WHEN_SET = (("data", "input_scale", 1.0), ("model", "widths", None))
 INPUT_SCALES = ("q_star",)
 MISSING_HINTS = {"tracking.uri": " (tracking=server: tracking.uri=http://HOST:PORT)"}
 
@@ -42,6 +42,9 @@ MISSING_HINTS = {"tracking.uri": " (tracking=server: tracking.uri=http://HOST:PO
 class ModelConfig:
     depth: int = key(20, "hidden layers (nonlinearities); the network has depth + 1 weight matrices")
     width: int = key(128, "units per hidden layer")
+    widths: list[int] | None = key(
+        None, "per-layer widths, repeated to depth ([16, 64]: alternating); null: model.width everywhere"
+    )
     activation: Activation = key("tanh", "phi, the nonlinearity of every hidden layer")
     init: InitScheme = key("xavier_normal", "the weight init scheme")
     init_scale: float = key(1.0, "multiplies every weight's standard deviation")
@@ -148,10 +151,17 @@ class StudyConfig:
         "true: continue the latest sweep (or run) with these overrides; or a run id",
     )
 
+    @property
+    def hidden_widths(self) -> list[int]:
+        """Each hidden layer's width: model.widths repeated (and cut) to model.depth, else model.width."""
+        m = self.model
+        pattern = m.widths or [m.width]
+        return [pattern[i % len(pattern)] for i in range(m.depth)]
+
     def network_spec(self, input_dim: int, output_dim: int, seed: int) -> NetworkSpec:
         m = self.model
         return NetworkSpec(
-            input_dim=input_dim, width=m.width, depth=m.depth, output_dim=output_dim,
+            input_dim=input_dim, width=self.hidden_widths, depth=m.depth, output_dim=output_dim,
             activation=m.activation, init=m.init, init_scale=m.init_scale, bias_std=m.bias_std,
             skip=m.skip, skip_scale=m.skip_scale, block_layers=m.block_layers, norm=m.norm,
             dtype=m.dtype, seed=seed,
@@ -184,6 +194,11 @@ def _check_ranges(c: StudyConfig) -> None:
     _positive("data.noise", c.data.noise, zero_ok=True)
     _positive("seed", c.seed, integer=True, zero_ok=True)
     _positive("init.jacobian_max_width", c.init.jacobian_max_width, integer=True, zero_ok=True)
+    widths = c.model.widths
+    if widths is not None and (
+        not widths or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
+    ):
+        raise ConfigError(f"model.widths: got {widths!r}; allowed: a non-empty list of integers > 0, or null")
     if c.data.classes < 2:
         raise ConfigError(f"data.classes: got {c.data.classes}; allowed: an integer >= 2")
     if not 0 < c.data.test_fraction < 1:

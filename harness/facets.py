@@ -7,7 +7,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-AXIS_LABELS = {"sigma_w2": "sigma_w^2", "chi1": "chi_1 (mean-field)"}
+AXIS_LABELS = {"sigma_w2": "sigma_w^2", "chi1": "chi_1 (mean-field)", "sigma_b2": "sigma_b^2"}
 FACTOR_LABELS = {"model.depth": "depth D", "model.width": "width n", "model.init_scale": "init scale",
                  "model.bias_std": "sigma_b", "model.skip_scale": "skip scale alpha", "init.batch_size":
                  "batch size B", "train.batch_size": "batch size B", "optim.lr": "learning rate",

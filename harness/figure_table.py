@@ -94,6 +94,8 @@ def _summary_row(factors: dict, members: list[Job], data: dict, spec: FigureSpec
         row[x_as] = ft.derived(config, x_as)
     if kind == "phase":
         row["critical_x"] = ft.critical_x(config, spec.plot["x"], x_as)
+    if spec.plot.get("y_as"):
+        row["sigma_b2"] = config.model.bias_std**2
     return row
 
 
@@ -135,6 +137,8 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
         rows += ft.theory_rows(spec, jobs)
     if kind == "spectrum" and spec.plot.get("theory"):
         rows += ft.spectrum_rows(jobs, rows)
+    if kind == "phase" and spec.plot["y"] == "model.bias_std":
+        rows += ft.critical_rows(spec, jobs)
     if kind == "phase" and spec.plot.get("overlay"):
         rows += ft.overlay_rows(spec, jobs)
     if kind == "phase" and spec.plot.get("trainable") is not None:

@@ -42,7 +42,20 @@ def prediction(config: StudyConfig):  # noqa: ANN201 - theory.Prediction | None
 
     if config.mode != "init" or config.data.name != "gaussian":
         return None
-    return predict_for(config, config.data.input_dim, config.data.output_dim, config.init.batch_size)
+    d = config.data
+    return predict_for(config, d.input_dim, d.output_dim, config.init.batch_size, input_moment(config))
+
+
+def input_moment(config: StudyConfig) -> float:
+    """E x^2 of data=gaussian's inputs (unit variance) after ``data.input_scale``: the prediction's
+    starting point, as ``harness.study.scale_inputs`` sets it (the study itself uses the drawn inputs')."""
+    from harness.config import first_layer_sw2, hidden_q_star
+
+    scale = config.data.input_scale
+    if scale == "q_star":
+        sw2 = first_layer_sw2(config, config.data.input_dim)
+        return (hidden_q_star(config) - config.model.bias_std**2) / sw2
+    return float(scale) ** 2
 
 
 def sigma_w2_of(config: StudyConfig) -> float:
@@ -178,6 +191,21 @@ def overlay_rows(spec: Any, jobs: list, points: int = 80) -> list[dict]:
                 row = factors | {xf: repr(float(x)), "source": f"{n:g} {scale}"}
                 row["mean"] = n * scales.get(f"theory_{scale}", math.nan)
                 rows.append(row | ({x_as: derived(config, x_as)} if x_as else {}))
+    return rows
+
+
+def critical_rows(spec: Any, jobs: list, points: int = 80) -> list[dict]:
+    """The critical curve chi_1 = 1 of a phase diagram over sigma_b (y model.bias_std): for a dense grid
+    of sigma_b, where it sits on the x axis (``mean``), one curve per ``col``; NaN where none exists."""
+    xf, yf, x_as = spec.plot["x"], spec.plot["y"], spec.plot.get("x_as")
+    values = [float(v) for v in spec.sweep[yf]]
+    rows = []
+    for job in _first_jobs(jobs, xf, yf):
+        factors = {k: v for k, v in job.factors.items() if k not in (xf, yf)}
+        for b in np.linspace(min(values), max(values), points):
+            config = with_value(job.config, yf, float(b))
+            rows.append(factors | {yf: repr(float(b)), "source": "chi_1 = 1", "sigma_b2": float(b) ** 2,
+                                   "mean": critical_x(config, xf, x_as)})  # fmt: skip
     return rows
 
 

@@ -52,6 +52,9 @@ class PlotConfig:
     col: str = key(None, "one panel per value")
     theory: bool = key(False, "lines, spectrum: the prediction beside the measurement")
     x_as: Literal["sigma_w2", "chi1"] = key(None, "lines, phase: x in a derived unit")
+    y_as: Literal["sigma_b2"] = key(
+        None, "phase with y model.bias_std: y as sigma_b^2 (chi_1 = 1 drawn over it)"
+    )
     overlay: list[str] = key(None, 'phase with y model.depth: curves like "6 xi_c"')
     trainable: float = key(None, "phase with y model.depth: the trainable depth at this threshold")
 
@@ -124,6 +127,8 @@ def _as_override_value(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, list):
+        return "[" + ",".join(_as_override_value(v) for v in value) + "]"  # Hydra's list
     text = str(value)
     if re.fullmatch(r"[\w.+\-/:]*", text):
         return text
@@ -204,6 +209,12 @@ def _check_theory_options(plot: dict, kind: str, metric: str) -> None:
             )
         if kind not in ("lines", "phase"):
             raise ConfigError(f"plot.x_as: kind={kind} has no factor on x; allowed for kind=lines or phase")
+    if plot.get("y_as") is not None and (
+        plot["y_as"] != "sigma_b2" or kind != "phase" or plot.get("y") != "model.bias_std"
+    ):
+        raise ConfigError(
+            f"plot.y_as: got {plot['y_as']!r}; allowed: sigma_b2, for kind=phase with y model.bias_std"
+        )
     if plot.get("theory") and kind != "spectrum" and (kind != "lines" or metric not in ft.THEORY_OF):
         raise ConfigError(
             f"plot.theory: a theory curve is drawn for kind=spectrum, or kind=lines with metric "
@@ -272,10 +283,11 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
                 f"model.activation={m.activation}, model.skip={m.skip}; modelled: model.norm none, "
                 "or batch with relu and no skip"
             )
-        too_wide = max(m.width, job.config.data.input_dim) > job.config.init.jacobian_max_width
+        widest = max(*job.config.hidden_widths, job.config.data.input_dim)
+        too_wide = widest > job.config.init.jacobian_max_width
         if metric.startswith(("jacobian_", "theory_jacobian_")) and too_wide:
             raise ConfigError(f"plot.metric: {metric!r} needs init.jacobian_max_width >= "
-                              f"{max(m.width, job.config.data.input_dim)} (model.width, data.input_dim); got "
+                              f"{widest} (model.width or widths, data.input_dim); got "
                               f"{job.config.init.jacobian_max_width}")  # fmt: skip
 
 

@@ -66,8 +66,8 @@ def phase_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
         cval = part[col].iloc[0] if col else None
         mesh, (xc, yc) = _phase_panel(ax, part, plot, style, scale)
         theory = frame if col is None else frame[frame[col] == cval]
-        _theory_overlays(ax, theory, plot, plot["x"], plot.get("x_as"), (xc, yc))
-    grid.axes[0, 0].set_ylabel(facets.axis_label(plot["y"]))
+        _theory_overlays(ax, theory, plot, (xc, yc))
+    grid.axes[0, 0].set_ylabel(facets.axis_label(plot["y"], plot.get("y_as")))
     figure = facets.done(grid)
     figure.colorbar(mesh, ax=list(grid.axes.ravel()), label=f"{label(metric)}  (x: diverged)")
     return figure
@@ -89,7 +89,7 @@ def _phase_panel(ax: Any, part: Any, plot: dict, style: dict, scale: dict) -> tu
     """One panel's cells (pcolormesh on numeric axes: seaborn's heatmap is categorical), crosses on
     diverged cells, one tick per cell labelled with its value; the mesh and the cells' centres (x, y)."""
     xf, yf, x_as = plot["x"], plot["y"], plot.get("x_as")
-    (xs, xnum), (ys, ynum) = _axis(part, xf, x_as), _axis(part, yf, None)
+    (xs, xnum), (ys, ynum) = _axis(part, xf, x_as), _axis(part, yf, plot.get("y_as"))
     grid = np.full((len(ys), len(xs)), np.nan)
     crossed = []
     for _, row in part.iterrows():
@@ -113,21 +113,30 @@ def _phase_panel(ax: Any, part: Any, plot: dict, style: dict, scale: dict) -> tu
     return mesh, (xc, yc)
 
 
-def _theory_overlays(ax: Any, part: Any, plot: dict, xf: str, x_as: str | None, centres: tuple) -> None:
-    """The critical line (chi_1 = 1), the n x xi curves and the measured trainable depth, kept inside
-    the measured cells' range."""
+def _coordinate(factor: str, derived: str | None) -> Any:
+    """rows -> the numbers of a factor's axis (its derived column's with x_as / y_as)."""
+    if derived:
+        return lambda rows: rows[derived].to_numpy(float)
+    return lambda rows: rows[factor].map(nice).to_numpy(float)
+
+
+def _theory_overlays(ax: Any, part: Any, plot: dict, centres: tuple) -> None:
+    """The critical line (chi_1 = 1; a curve over sigma_b with y model.bias_std), the n x xi curves and
+    the measured trainable depth, kept inside the measured cells' range."""
     xc, yc = centres
-    x_of = (
-        (lambda rows: rows[x_as].to_numpy(float))
-        if x_as
-        else (lambda rows: rows[xf].map(nice).to_numpy(float))
-    )
+    x_of, y_of = _coordinate(plot["x"], plot.get("x_as")), _coordinate(plot["y"], plot.get("y_as"))
     drawn = False
     crit = part["critical_x"].dropna() if "critical_x" in part else []
-    if len(crit) and xc.min() <= float(crit.iloc[0]) <= xc.max():
+    if len(crit) and crit.nunique() == 1 and xc.min() <= float(crit.iloc[0]) <= xc.max():
         ax.axvline(float(crit.iloc[0]), color="k", ls="--", lw=1.5, label="chi_1 = 1 (theory)")
         drawn = True
-    sources = [s for s in dict.fromkeys(part.get("source", [])) if s not in ("measured", "trainable depth")]
+    curve = part[part["source"] == "chi_1 = 1"] if "source" in part else part.iloc[:0]
+    if len(curve):
+        ax.plot(curve["mean"], y_of(curve), color="k", ls="--", lw=1.5, label="chi_1 = 1 (theory)")
+        ax.set_xlim(*_edges(xc, ax.get_xscale() == "log")[[0, -1]])
+        drawn = True
+    skip = ("measured", "trainable depth", "chi_1 = 1")
+    sources = [s for s in dict.fromkeys(part.get("source", [])) if s not in skip]
     for k, source in enumerate(sources):
         rows = part[part["source"] == source]
         ax.plot(

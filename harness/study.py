@@ -209,11 +209,11 @@ def draws_per_pass(cfg: StudyConfig, input_dim: int, output_dim: int) -> int:
     eight (batch, width) arrays (the pass's outputs, gradients and temporaries), three more with a norm
     layer and with a skip, for each layer of a block."""
     m, itemsize = cfg.model, np.dtype(cfg.model.dtype).itemsize
-    dims = [input_dim] + [m.width] * m.depth
+    dims, widest = [input_dim, *cfg.hidden_widths], max(cfg.hidden_widths)
     params = sum((a + 1) * b for a, b in zip(dims, dims[1:] + [output_dim], strict=True))
-    params += (m.block_layers - 1) * m.depth * (m.width + 1) * m.width
+    params += (m.block_layers - 1) * m.depth * (widest + 1) * widest
     arrays = (8 + 3 * (m.norm != "none") + 3 * m.skip) * m.block_layers * m.depth
-    per_draw = itemsize * (2 * params + arrays * cfg.init.batch_size * m.width)
+    per_draw = itemsize * (2 * params + arrays * cfg.init.batch_size * widest)
     return int(max(1, min(cfg.init.repeats, cfg.init.stack_mb * 2**20 // per_draw)))
 
 

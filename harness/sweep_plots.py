@@ -82,7 +82,7 @@ def lines_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
             facets.lineplot(ax, part[part["source"] == "theory"], "x", "mean", hue, hues, colours, lw=1.5)
         for colour, hval in zip(colours, hues, strict=True):
             one = measured if hue is None else measured[measured[hue] == hval]
-            name = None if hue is None else f"{hue.split('.')[-1]}={hval}"
+            name = None if hue is None else str(hval) if hue == "case" else f"{hue.split('.')[-1]}={hval}"
             ax.errorbar(one["x"], one["mean"], yerr=one["std"], marker="o", capsize=3, color=colour,
                         ls="none", label=name)  # fmt: skip
         ax.set_xlabel(facets.axis_label(xf, x_as))

@@ -135,6 +135,20 @@ def test_bad_input_scales_get_one_line(override, message):
         parse_config(_compose([override]))
 
 
+def test_widths_repeat_to_depth_and_are_hashed_only_when_set():
+    """model.widths=[16,64] alternates the hidden widths (repeated and cut to model.depth); unset, the
+    config hashes as before the key existed; a bad value is one line."""
+    c = parse_config(_compose(["model.widths=[16,64]", "model.depth=5"]))
+    assert c.hidden_widths == [16, 64, 16, 64, 16]
+    assert c.network_spec(input_dim=3, output_dim=2, seed=0).widths == [16, 64, 16, 64, 16]
+    assert parse_config(_compose(["model.depth=5"])).hidden_widths == [128] * 5
+    assert config_hash(parse_config(_compose(["model.widths=null"]))) == "6036a2553b3f2616"
+    assert config_hash(c) != config_hash(parse_config(_compose(["model.widths=[16,64,16]", "model.depth=5"])))
+    for bad in ("[]", "[16,0]", "[16,true]", "16"):
+        with pytest.raises(ConfigError, match=r"^model.widths: got .*; allowed: a "):
+            parse_config(_compose([f"model.widths={bad}"]))
+
+
 def test_resume_takes_true_false_or_a_run_id():
     assert parse_config(_compose([])).resume is False
     assert parse_config(_compose(["resume=true"])).resume is True

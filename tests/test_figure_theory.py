@@ -219,3 +219,27 @@ def test_spectrum_theory_is_free_probabilitys_density_of_log10_lambda(tmp_path, 
         assert abs(np.trapezoid(rho, x) - 1.0) < edges
         assert abs(np.trapezoid(rho * 10**x, x) / mean - 1.0) < edges * 10 ** x[rho > 0].max() / mean
         assert edges < 0.1  # the curve resolves the density
+
+
+def test_theory_curves_start_where_data_input_scale_puts_the_inputs(tmp_path, monkeypatch):
+    """A figure's theory starts from the inputs' second moment after data.input_scale: at q_star every
+    layer sits at q*, so the spread is free probability's L (v_W + E d^2 / (E d)^2 - 1) at q*; at a
+    number s the first layer's q is sigma_w^2 s^2 + sigma_b^2. The unit-variance start (the bug this
+    replaced) gives another spread."""
+    from harness import free_probability
+    from harness.config import hidden_q_star
+    from harness.figure_cli import prepare_jobs
+
+    monkeypatch.chdir(tmp_path)
+    _, jobs = prepare_jobs("dynamical_isometry")
+    job = next(j for j in jobs if j.factors == {"model.init": "orthogonal", "model.depth": "32"})
+    c = job.config
+    q_star = hidden_q_star(c)
+    spread = free_probability.moments("tanh", figure_theory.sigma_w2_of(c), q_star, 32)[1]
+    assert figure_theory.theory_value(c, "jacobian_sv2_rel_var") == pytest.approx(spread, rel=1e-9)
+    assert figure_theory.prediction(c).q == pytest.approx(np.full(32, q_star), rel=1e-9)
+    doubled = figure_theory.with_value(c, "data.input_scale", 2.0)
+    first = figure_theory.prediction(doubled).q[0]
+    assert first == pytest.approx(figure_theory.sigma_w2_of(c) * 4 + c.model.bias_std**2, rel=1e-12)
+    unit = figure_theory.with_value(c, "data.input_scale", 1.0)
+    assert abs(figure_theory.theory_value(unit, "jacobian_sv2_rel_var") / spread - 1) > 0.5
