@@ -38,17 +38,16 @@ class Prediction:
 
 
 @lru_cache(maxsize=256)
-def relu_log_variance(n: int) -> float:
-    """Var log of one ReLU layer's factor on ||dL/dh||^2, Gaussian weights, zero bias, width n:
-    (2 / n) chi^2_K with K ~ Bin(n, 1/2) active units (K >= 1: a dead layer has no logarithm), so
-    E[psi'(K / 2)] + Var[psi(K / 2)] = 5/n + 37/(2 n^2) + O(1/n^3). Exact at any width: the layers'
-    factors are independent (the Gamma-Beta split of each layer's weights along its input)."""
+def relu_mask_variance(n: int) -> float:
+    """Var log of the share of ||dL/dh||^2 that a ReLU layer of width n passes back (its active units):
+    Beta(K/2, (n - K)/2) with K ~ Bin(n, 1/2) active (K >= 1: a dead layer has no logarithm), so
+    E[psi'(K/2)] - psi'(n/2) + Var[psi(K/2)] = 3/n + 33/(2 n^2) + O(1/n^3)."""
     k = np.arange(1, n + 1)
     log_choose = np.cumsum(np.log((n - k + 1) / k))  # log C(n, k), k = 1..n
     p = np.exp(log_choose - log_choose.max())
     p /= p.sum()
     psi, tri = psi_and_trigamma(k / 2)
-    return float(p @ tri + p @ psi**2 - (p @ psi) ** 2)
+    return float(p @ tri - trigamma(n / 2) + p @ psi**2 - (p @ psi) ** 2)
 
 
 def _plain_layer(
@@ -57,19 +56,19 @@ def _plain_layer(
     """A plain layer: its q, chi, what it adds to the Jacobian's relative variance and to the
     finite-width log-norm variance, and the second moment it passes on.
 
-    The log-norm variance of the layer's backward factor dh_{l-1} = phi'(h_{l-1}) W^T dh_l: the
-    weights' chi-square on fan_in units (v_W psi'(fan_in / 2)) and the spread of phi'^2 over those
-    same fan_in units (3 kurtosis / fan_in), leading order in 1/n; exact for ReLU with Gaussian
-    weights and zero bias (``relu_log_variance``)."""
+    The log-norm variance of the layer's backward step dL/dh_{l-1} = W^T (phi'(z_l) * dL/dh_l), h the
+    blocks' outputs: the weights' chi-square on its fan_in units, v_W psi'(fan_in / 2), and the share
+    phi'^2 passes on over its fan_out units, 3 kurtosis / fan_out to leading order in 1/n. For ReLU with
+    Gaussian weights and zero bias both are exact and the layers' factors independent (the weights
+    split along each layer's input: a Gamma-Beta argument), so the sum is exact at any width."""
     sw2 = sigma_w2(init, fan_in, fan_out, scale)
     v_w = 0.0 if init == "orthogonal" else 1.0
     q = sw2 * p + sb2
     d1, d2 = slope_moment(activation, q, 2), slope_moment(activation, q, 4)
     kurtosis = d2 / d1**2 - 1 if d1 > 0 else math.inf
-    if activation == "relu" and sb2 == 0 and init in GAUSSIAN:
-        log_var = relu_log_variance(fan_in)
-    else:
-        log_var = v_w * trigamma(fan_in / 2) + 3 * kurtosis / fan_in
+    exact = activation == "relu" and sb2 == 0 and init in GAUSSIAN
+    mask = relu_mask_variance(fan_out) if exact else 3 * kurtosis / fan_out
+    log_var = v_w * trigamma(fan_in / 2) + mask
     return q, sw2 * d1, v_w + kurtosis, log_var, second_moment(activation, q)
 
 

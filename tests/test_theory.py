@@ -160,9 +160,9 @@ def test_psi_and_trigamma_against_scipy():
     np.testing.assert_allclose(tri, special.polygamma(1, x), rtol=0, atol=1e-12)
 
 
-def test_relu_log_variance_is_the_binomial_chi_square_law():
-    """E[psi'(K/2)] + Var[psi(K/2)], K ~ Bin(n, 1/2) | K >= 1, against scipy's pmf and polygamma, and
-    its expansion 5/n + 37/(2 n^2): n^2 (A - 5/n) tends to 18.5 (its next term, ~85/n, measured)."""
+def test_relu_mask_variance_is_the_binomial_beta_law():
+    """E[psi'(K/2)] - psi'(n/2) + Var[psi(K/2)], K ~ Bin(n, 1/2) | K >= 1, against scipy's pmf and
+    polygamma, and its expansion 3/n + 33/(2 n^2): n^2 (M - 3/n) tends to 16.5 (next term ~85/n)."""
     from scipy import special
     from scipy import stats as st
 
@@ -170,10 +170,10 @@ def test_relu_log_variance_is_the_binomial_chi_square_law():
         k = np.arange(1, n + 1)
         p = st.binom.pmf(k, n, 0.5) / (1 - 0.5**n)
         psi = special.digamma(k / 2)
-        exact = p @ special.polygamma(1, k / 2) + p @ psi**2 - (p @ psi) ** 2
-        assert prediction.relu_log_variance(n) == pytest.approx(exact, rel=1e-9)
+        exact = p @ special.polygamma(1, k / 2) - special.polygamma(1, n / 2) + p @ psi**2 - (p @ psi) ** 2
+        assert prediction.relu_mask_variance(n) == pytest.approx(exact, rel=1e-9)
     n = 4096
-    assert n**2 * (prediction.relu_log_variance(n) - 5 / n) == pytest.approx(18.5, abs=100 / n)
+    assert n**2 * (prediction.relu_mask_variance(n) - 3 / n) == pytest.approx(16.5, abs=100 / n)
 
 
 def _log_ratio_draws(activation, init, scale, bias_std, width, depth, draws):
@@ -198,31 +198,42 @@ def _variance_allowance(values, sigmas=4.0):
     return sigmas * math.sqrt(2 / (draws - 1) + max(float(stats.kurtosis(values)), 0.0) / draws)
 
 
-def _old_log_variance(widths):
-    """The leading-order law this replaced: psi'(fan_in / 2) + 3 / fan_out per layer above layer 1."""
-    dims = [64, *widths]
+def _leading_order(widths, first=64):
+    """The leading order this replaced: psi'(fan_in / 2) + 3 / fan_out per layer from 2 to D."""
+    dims = [first, *widths]
     return sum(theory.trigamma(dims[k] / 2) + 3 / dims[k + 1] for k in range(1, len(widths)))
 
 
-@pytest.mark.parametrize("widths", [[16] * 20, [64] * 20, [16, 64] * 10], ids=["16", "64", "16-64"])
+def _pre_activation_law(widths):
+    """The same law for dL/dz_l (pre-activations): both terms on each layer's own width,
+    sum_j A(n_j), A = psi'(n/2) + M(n). Not what the harness measures (h_l, the blocks' outputs):
+    the alternating case tells them apart."""
+    return sum(theory.trigamma(n / 2) + prediction.relu_mask_variance(n) for n in widths[:-1])
+
+
+@pytest.mark.parametrize("widths", [[16] * 20, [64] * 20, [16, 64] * 2], ids=["16", "64", "16-64"])
 def test_relu_log_norm_variance_is_exact_at_any_width(widths):
-    """ReLU/He, depth 20, one sample per draw (so the R values are i.i.d.): Var of the log gradient
-    ratio against sum_j A(n_j) over the hidden widths n_1..n_{D-1} (exact: no next order), at widths 16
-    and 64 and alternating 16/64. The allowance is 4 standard errors of the sample variance. The
-    leading-order law it replaced (5/n per layer, its mask term on the wrong layer's width) must fail
-    it where it differs by more than the allowance (width 16: 24%; alternating: 31%)."""
+    """ReLU/He, one sample per draw (so the R values are i.i.d.): Var log(||dL/dh_1||^2 / ||dL/dh_D||^2)
+    against psi'(n_1/2) + sum_{j=2}^{D-1} (psi'(n_j/2) + M(n_j)) + M(n_D), the weights' chi-square on
+    n_1..n_{D-1} and the masks' share on n_2..n_D (exact: no next order), at widths 16 and 64, depth 20,
+    and alternating 16/64 at depth 4 (where the pre-activations' law differs by M(16) - M(64), 34%).
+    The allowance is 4 standard errors of the sample variance. The leading order (3/n for the mask) must
+    fail it where it differs by more than the allowance (width 16: 24% low), and so must the
+    pre-activations' law where the widths alternate (the index)."""
     draws = 3000 if widths[0] == 16 else 1200
     values = _log_ratio_draws("relu", "he_normal", 1.0, 0.0, widths, len(widths), draws)
     measured = values.var(ddof=1)
     predicted = float(prediction.predict("relu", widths, 64, "he_normal", 1.0, 0.0).grad_h_logvar[0])
-    assert predicted == pytest.approx(sum(prediction.relu_log_variance(n) for n in widths[:-1]), rel=1e-12)
+    by_hand = sum(theory.trigamma(n / 2) for n in widths[:-1])
+    by_hand += sum(prediction.relu_mask_variance(n) for n in widths[1:])
+    assert predicted == pytest.approx(by_hand, rel=1e-12)
     tol = _variance_allowance(values) * predicted
     assert abs(measured - predicted) < tol, (measured, predicted, tol)
-    old = _old_log_variance(widths)
-    if abs(old - predicted) > 2 * tol:
-        assert abs(measured - old) > tol, (measured, old, tol)
-    else:
-        assert widths[0] == 64  # width 64: the old law is 5% low, within this many draws' allowance
+    for other in (_leading_order(widths), _pre_activation_law(widths)):
+        if abs(other - predicted) > 2 * tol:
+            assert abs(measured - other) > tol, (measured, other, tol)
+    if len(set(widths)) > 1:
+        assert abs(_pre_activation_law(widths) - predicted) > 2 * tol  # the index is tested
 
 
 def test_tanh_log_norm_variance_matches_the_leading_order():
