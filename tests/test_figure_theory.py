@@ -243,3 +243,37 @@ def test_theory_curves_start_where_data_input_scale_puts_the_inputs(tmp_path, mo
     assert first == pytest.approx(figure_theory.sigma_w2_of(c) * 4 + c.model.bias_std**2, rel=1e-12)
     unit = figure_theory.with_value(c, "data.input_scale", 1.0)
     assert abs(figure_theory.theory_value(unit, "jacobian_sv2_rel_var") / spread - 1) > 0.5
+
+
+def test_critical_curve_over_sigma_b(tmp_path, monkeypatch):
+    """y model.bias_std (y_as sigma_b2): chi_1 = 1 is a curve, sigma_w^2 = critical_sw2(sigma_b^2) on a
+    dense grid of sigma_b, drawn dashed over the cells (no vertical line: the critical x varies)."""
+    from harness import theory
+    from harness.figure_cli import prepare_jobs
+    from harness.phase_plots import phase_figure
+
+    monkeypatch.chdir(tmp_path)
+    spec, jobs = prepare_jobs("poole_phase_diagram")
+    rows = figure_theory.critical_rows(spec, jobs)
+    assert len(rows) == 80 and {r["source"] for r in rows} == {"chi_1 = 1"}
+    for r in rows[::9]:
+        assert r["mean"] == pytest.approx(theory.critical_sw2("tanh", r["sigma_b2"]), rel=1e-12)
+    assert rows[0]["mean"] == pytest.approx(1.0) and rows[-1]["sigma_b2"] == pytest.approx(0.3, rel=1e-6)
+    cells = [{"model.init_scale": j.factors["model.init_scale"],
+              "model.bias_std": j.factors["model.bias_std"], "source": "measured", "mean": 0.0,
+              "std": 0.0, "n_seeds": 1, "diverged": 0,
+              "sigma_w2": figure_theory.sigma_w2_of(j.config), "sigma_b2": j.config.model.bias_std**2,
+              "critical_x": figure_theory.critical_x(j.config, "model.init_scale", "sigma_w2")}
+             for j in jobs if j.seed == 0]  # fmt: skip
+    fig = phase_figure(pd.DataFrame(cells + rows), spec.plot, spec.style, "t")
+    ax = fig.axes[0]
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and ax.get_ylabel() == "sigma_b^2" and ax.get_xlabel() == "sigma_w^2"
+    np.testing.assert_allclose(dashed[0].get_xdata(), [r["mean"] for r in rows])
+    np.testing.assert_allclose(dashed[0].get_ydata(), [r["sigma_b2"] for r in rows])
+    plot = {"kind": "phase", "metric": "grad_h_slope", "x": "model.init_scale", "y": "model.depth"}
+    bad = {"plot": plot | {"y_as": "sigma_b2"}, "sweep": {"model.init_scale": [1.0], "model.depth": [2]}}
+    with pytest.raises(
+        ConfigError, match="^plot.y_as: got 'sigma_b2'; allowed: sigma_b2, for kind=phase with y"
+    ):
+        parse_figure("f", bad)
