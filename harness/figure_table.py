@@ -7,7 +7,6 @@ so the same runs give the same bytes.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,16 @@ def _log_stats(values: np.ndarray, log: bool) -> tuple[float, float, int]:
 
 
 def _profile_rows(factors: dict, members: list[Job], data: dict, metric: str) -> list[dict]:
-    """Per layer: mean and std over seeds (of log10 for norms), and for grad_h the mean-field line."""
+    """Per layer: mean and std over seeds (of log10 for norms), and the theory where there is one
+    (``figure_theory.profile_theory``)."""
     stack = np.stack([data[j.run_id]["arrays"][f"profile_{metric}"] for j in members])
-    pred = ft.prediction(members[0].config) if metric == "grad_h" else None
+    theory = ft.profile_theory(members[0].config, metric)
     rows = []
     for layer in range(stack.shape[1]):
         mean, std, n = _log_stats(stack[:, layer], is_norm(metric))
         row = factors | {"layer": layer + 1, "mean": mean, "std": std, "n_seeds": n}
-        if metric == "grad_h":  # log10 sqrt(E||dL/dh_l||^2), the mean-field prediction
-            row["theory"] = 0.5 * math.log10(pred.grad_h2[layer]) if pred is not None else math.nan
+        if theory is not None:  # in the mean's units: log10 for norms
+            row["theory"] = float(theory[layer])
         rows.append(row)
     return rows
 

@@ -58,6 +58,29 @@ def input_moment(config: StudyConfig) -> float:
     return float(scale) ** 2
 
 
+def profile_theory(config: StudyConfig, metric: str) -> np.ndarray | None:
+    """A profile's theory per layer, in the table's units; None where there is none: grad_h, log10
+    sqrt(E||dL/dh_l||^2) (the prediction); preact_q, q_l and preact_c, c_l, the length and correlation
+    maps iterated from the inputs (plain networks without norm; c_0 = 0, independent Gaussian inputs)."""
+    pred = prediction(config) if metric in ("grad_h", "preact_q", "preact_c") else None
+    if pred is None:
+        return None
+    if metric == "grad_h":
+        with np.errstate(all="ignore"):
+            return 0.5 * np.log10(pred.grad_h2)
+    m = config.model
+    if m.skip or m.norm != "none":
+        return None
+    if metric == "preact_q":
+        return pred.q
+    from harness import correlation
+    from harness.config import first_layer_sw2
+
+    sw2 = sigma_w2_of(config)  # the first layer's sigma_w^2 enters through its input's moment
+    p_in = input_moment(config) * first_layer_sw2(config, config.data.input_dim) / sw2
+    return correlation.trajectory(m.activation, sw2, m.bias_std**2, p_in, 0.0, m.depth)[1]
+
+
 def sigma_w2_of(config: StudyConfig) -> float:
     """sigma_w^2 of the hidden (width x width) layers."""
     m = config.model

@@ -45,6 +45,8 @@ STATISTICS = {
         Statistic("act_std", "std of phi(z_l)"),
         Statistic("act_saturated", "saturated fraction"),
         Statistic("act_dead", "dead fraction"),
+        Statistic("preact_q", "q_l: mean squared pre-activation"),
+        Statistic("preact_c", "c_l: correlation of two inputs' pre-activations"),
     )
 }  # fmt: skip
 STATS = tuple(STATISTICS)

@@ -9,7 +9,11 @@ For hidden layer l = 1..depth (arrays of length depth, NaN where a quantity does
   (for residual blocks, the branch's last activation);
 - ``act_saturated`` (sigmoid, tanh): fraction of entries with phi(z) within 1% of its bounds
   (|tanh| > 0.99; sigmoid < 0.01 or > 0.99), where phi' is nearly 0;
-- ``act_dead`` (relu): fraction of units that are 0 on every sample of the batch.
+- ``act_dead`` (relu): fraction of units that are 0 on every sample of the batch;
+- ``preact_q``: q_l, the mean of z_l^2 over batch and units (z_l the activation's input: the length
+  map's variable);
+- ``preact_c``: c_l, the mean over pairs of samples a != b of z_a . z_b / (|z_a| |z_b|), over the
+  batch's first 64 samples (the correlation map's variable; NaN for a batch of one).
 
 For a stack of R networks (``Network.stack``) every statistic gains a leading axis: row r is network
 r's, bit for bit what the same network alone gives (the same reductions over the same slices).
@@ -90,7 +94,29 @@ def layer_stats(net: Network) -> dict[str, np.ndarray]:
         out["act_std"][..., i] = moments[:, 1].reshape(lead)
         out["act_saturated"][..., i] = _saturated(act.name, y)
         out["act_dead"][..., i] = _dead(act.name, y)
+        pre = np.array([_pre_moments(d) for d in ([act.x] if net.stack is None else act.x)])
+        out["preact_q"][..., i] = pre[:, 0].reshape(lead)
+        out["preact_c"][..., i] = pre[:, 1].reshape(lead)
     return out
+
+
+PAIRS_OF = 64  # preact_c: the pairs of the batch's first 64 samples (bounded cost: 64^2 x width)
+
+
+def _pre_moments(x: np.ndarray) -> tuple[float, float]:
+    """q and c of one draw's pre-activations z (batch, width), in float64."""
+    z = x if x.dtype == np.float64 else x.astype(np.float64)
+    flat = z.reshape(-1)
+    q = float(np.dot(flat, flat)) / flat.size
+    z = z[:PAIRS_OF]
+    if len(z) < 2:
+        return q, float("nan")
+    with np.errstate(all="ignore"):
+        gram = z @ z.T
+        scale = 1.0 / np.sqrt(np.diag(gram))
+        cosines = gram * scale[:, None] * scale[None, :]
+        c = (float(cosines.sum()) - float(np.trace(cosines))) / (len(z) * (len(z) - 1))
+    return q, c
 
 
 def log_slope(values: np.ndarray) -> float:

@@ -190,15 +190,16 @@ def _jacobian(cfg: StudyConfig, net: Network, data: Dataset) -> tuple[dict, dict
         return {}, {}
     sv = np.linalg.svd(jac, compute_uv=False)
     eig = np.zeros(jac.shape[0])
-    eig[: sv.size] = sv**2  # the eigenvalues of J J^T (zeros where input_dim < width)
-    # an SVD resolves singular values to ~n eps sigma_max (LAPACK's bound): below that, rounding
-    tiny = (max(jac.shape) * np.finfo(jac.dtype).eps * float(sv.max())) ** 2 if sv.size else 0.0
-    summary = {
-        "jacobian_sv2_mean": float(eig.mean()),
-        "jacobian_sv2_rel_var": float(eig.var() / eig.mean() ** 2),
-        # squared singular values below that are rounding, not spectrum: the small end is not measured
-        "jacobian_sv2_underflow": float(np.count_nonzero(eig[: sv.size] < tiny)),
-    }
+    with np.errstate(all="ignore"):  # squares that overflow are a result (inf, NaN spread)
+        eig[: sv.size] = sv**2  # the eigenvalues of J J^T (zeros where input_dim < width)
+        # an SVD resolves singular values to ~n eps sigma_max (LAPACK's bound): below that, rounding
+        tiny = (max(jac.shape) * np.finfo(jac.dtype).eps * float(sv.max())) ** 2 if sv.size else 0.0
+        summary = {
+            "jacobian_sv2_mean": float(eig.mean()),
+            "jacobian_sv2_rel_var": float(eig.var() / eig.mean() ** 2),
+            # squared singular values below that are rounding, not spectrum: the small end is not measured
+            "jacobian_sv2_underflow": float(np.count_nonzero(eig[: sv.size] < tiny)),
+        }
     return summary, {"jacobian_sv": sv, "jacobian_width": np.array(jac.shape[0])}
 
 

@@ -45,11 +45,12 @@ def profile_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
             lo, hi = (10 ** (mean - std), 10 ** (mean + std)) if log else (mean - std, mean + std)
             ax.fill_between(one["layer"].to_numpy(), lo, hi, color=colour, alpha=0.2, lw=0)
             if "theory" in one and np.any(np.isfinite(one["theory"])):
-                ax.plot(one["layer"], 10 ** one["theory"].to_numpy(), ls="--", lw=1.2, color=colour)
+                line = 10 ** one["theory"].to_numpy() if log else one["theory"].to_numpy()
+                ax.plot(one["layer"], line, ls="--", lw=1.2, color=colour)
         ax.set_xlabel("layer l")
         ax.set_ylabel("")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if log and style.get("logy", True):
+        if style.get("logy", log):  # norms: log unless style.logy is false; others when it is true
             ax.set_yscale("log")
     grid.axes[0, 0].set_ylabel(label(metric))
     theory = "theory" in frame and bool(np.isfinite(frame["theory"]).any())

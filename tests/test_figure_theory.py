@@ -277,3 +277,33 @@ def test_critical_curve_over_sigma_b(tmp_path, monkeypatch):
         ConfigError, match="^plot.y_as: got 'sigma_b2'; allowed: sigma_b2, for kind=phase with y"
     ):
         parse_figure("f", bad)
+
+
+@pytest.mark.parametrize(("scale", "input_scale"), [(2.5, 1.0), (1.0, 4.0)], ids=["chaotic", "ordered"])
+def test_length_and_correlation_maps_beside_networks(scale, input_scale):
+    """The q-map and c-map figures' dashed lines (profile_theory of preact_q, preact_c) against tanh
+    networks (sigma_b^2 = 0.09, width 512, depth 10, 8 draws of 64 inputs) in both phases, q from a
+    large start. Per layer the allowance is the t-quantile (99.9%) of the draws' standard error plus the
+    finite-width terms the maps leave out, O(1/n): 2/n (relative for q, absolute for c). The control:
+    the same maps iterated without the bias (sigma_b^2 = 0, a planted error) must fail it."""
+    from scipy import stats as st
+
+    from harness.config import defaults, parse_config
+    from harness.study import run_init
+
+    d = defaults()
+    d["model"].update(activation="tanh", init="lecun_normal", width=512, depth=10, init_scale=scale,
+                      bias_std=0.3)  # fmt: skip
+    d["data"].update(input_dim=512, input_scale=input_scale)
+    d["init"].update(repeats=8, batch_size=64, jacobian_max_width=0)
+    d["gradcheck"]["mode"] = "off"
+    c = parse_config(d)
+    result = run_init(c)
+    t = st.t.ppf(0.9995, 7) / math.sqrt(8)
+    for metric, relative in (("preact_q", True), ("preact_c", False)):
+        theory = figure_theory.profile_theory(c, metric)
+        measured, spread = result.profile[metric], result.spread[metric]
+        bias = 2 / 512 * (theory if relative else 1.0)
+        assert np.all(np.abs(measured - theory) < t * spread + bias), (metric, measured, theory)
+        wrong = figure_theory.profile_theory(figure_theory.with_value(c, "model.bias_std", 0.0), metric)
+        assert np.any(np.abs(measured - wrong) > t * spread + bias), metric

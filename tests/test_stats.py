@@ -113,3 +113,22 @@ def test_gradient_histograms_match_numpy_histogram_per_layer():
     for i, layer in enumerate(net.hidden):
         logs = np.clip(np.log10(np.abs(layer.grad_out[layer.grad_out != 0])), edges[0], edges[-1])
         np.testing.assert_array_equal(h["hist"][i], np.histogram(logs, bins=edges)[0])
+
+
+def test_pre_activation_q_and_c_by_hand():
+    """preact_q is the mean of z_l^2 over batch and units; preact_c the mean over ordered pairs a != b
+    of the first 64 samples of z_a . z_b / (|z_a| |z_b|): against explicit loops. A batch of one has
+    no pair (NaN)."""
+    x = np.random.default_rng(3).standard_normal((70, 8))
+    spec = NetworkSpec(input_dim=8, width=12, depth=3, output_dim=1, activation="tanh", init="lecun_normal",
+                       bias_std=0.3, seed=2)  # fmt: skip
+    net = _run(spec, x)
+    s = layer_stats(net)
+    for i, block in enumerate(net.hidden):
+        z = next(layer for layer in block.sublayers() if type(layer).__name__ == "Activation").x
+        assert math.isclose(s["preact_q"][i], np.mean(z**2), rel_tol=1e-13)
+        pairs = [z[a] @ z[b] / np.linalg.norm(z[a]) / np.linalg.norm(z[b])
+                 for a in range(64) for b in range(64) if a != b]  # fmt: skip
+        assert math.isclose(s["preact_c"][i], np.mean(pairs), rel_tol=1e-12)
+    one = layer_stats(_run(spec, x[:1]))
+    assert np.all(np.isnan(one["preact_c"])) and np.all(np.isfinite(one["preact_q"]))
