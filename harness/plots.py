@@ -236,7 +236,7 @@ def sweep_profiles_figure(
         ax.plot(layers, 10.0**values, ls=style, color=colour, marker="o", ms=2.5, label=name)
         if theory is not None and np.any(np.isfinite(theory)):
             ax.plot(np.arange(1, len(theory) + 1), 10.0 ** np.asarray(theory), ls="--", lw=1, color=colour)
-    ax.plot([], [], ls="--", color="k", lw=1, label="mean-field theory")
+    ax.plot([], [], ls="--", color="k", lw=1, label="theory")
     ax.set_yscale("log")
     ax.set_xlabel("layer l")
     ax.set_ylabel("||dL/dh_l||")

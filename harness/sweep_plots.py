@@ -64,7 +64,7 @@ def _legend(ax: Any, hue: str | None, hues: list, colours: list, theory: bool, t
     for colour, hval in zip(colours, hues, strict=True):
         ax.plot([], [], marker="o", color=colour, label=str(hval))
     if theory:
-        ax.plot([], [], ls="--", color="k", label="mean-field theory")
+        ax.plot([], [], ls="--", color="k", label="theory")
     ax.legend(title=title)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import correlation, figure_theory
+from harness import correlation, figure_theory, prediction
 from harness.config import ConfigError
 from harness.figures import parse_figure
 from harness.sweep_plots import phase_figure
@@ -83,10 +83,11 @@ def test_theory_curve_over_an_integer_factor_uses_whole_numbers(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     spec, jobs = prepare_jobs("finite_width")
     rows = figure_theory.theory_rows(spec, jobs, points=20)
-    depths = [int(r["model.depth"]) for r in rows if r["model.width"] == "64"]
+    depths = [int(r["model.depth"]) for r in rows if r["case"] == "n = 64"]
     assert depths == sorted(set(depths)) and depths[0] == 5 and depths[-1] == 40
-    first = next(r for r in rows if r["model.width"] == "64" and r["model.depth"] == "40")
-    assert first["mean"] == pytest.approx(39 * (figure_theory.theory.trigamma(32) + 3 / 64), rel=1e-9)
+    first = next(r for r in rows if r["case"] == "n = 64" and r["model.depth"] == "40")
+    exact = figure_theory.theory.trigamma(32) + prediction.relu_mask_variance(64)  # per layer, ReLU
+    assert first["mean"] == pytest.approx(39 * exact, rel=1e-9)
 
 
 def test_a_log_axis_needs_positive_values():

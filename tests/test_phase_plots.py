@@ -27,7 +27,8 @@ def _overlaid(part, x_as, yscale="linear", yc=(10.0, 20.0, 40.0)):
     ax = Figure().add_subplot()
     ax.set_yscale(yscale)
     xc = np.array([1.0, 4.0]) if x_as else np.array([1.0, 2.0])  # the measured cells' x centres
-    _theory_overlays(ax, part, {"kind": "phase"}, "model.init_scale", x_as, (xc, np.array(yc)))
+    plot = {"kind": "phase", "x": "model.init_scale", "y": "model.depth", "x_as": x_as}
+    _theory_overlays(ax, part, plot, (xc, np.array(yc)))
     return ax
 
 

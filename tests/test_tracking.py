@@ -54,9 +54,9 @@ def test_layer_picks_keep_first_and_last():
 def test_train_series_capped_at_max_layers():
     depth, steps = 40, np.array([0, 10, 20])
     arrays = {k: np.ones((3, depth)) for k in ("grad_W", "grad_b", "grad_h", "act_mean", "act_std")}
-    arrays |= {"act_saturated": np.full((3, depth), np.nan), "act_dead": np.full((3, depth), np.nan)}
+    arrays |= {k: np.full((3, depth), np.nan) for k in ("act_saturated", "act_dead", "preact_q", "preact_c")}
     arrays |= {"steps": steps, "loss": np.ones(3), "accuracy": np.ones(3)}
-    profile = {k: v[-1] for k, v in arrays.items() if k.startswith(("grad", "act"))}
+    profile = {k: v[-1] for k, v in arrays.items() if k.startswith(("grad", "act", "preact"))}
     result = StudyResult("train", {"final_loss": 1.0}, profile, profile, arrays)
     keys = {k for k, _, _ in metrics_of(result, max_layers=4)}
     layers = {k.split("/")[1] for k in keys if k.startswith("layer/")}
