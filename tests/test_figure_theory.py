@@ -253,8 +253,15 @@ def test_critical_curve_over_sigma_b(tmp_path, monkeypatch):
     from harness.figure_cli import prepare_jobs
     from harness.phase_plots import phase_figure
 
+    import yaml
+
+    from harness.figure_cli import FIGURE_DIR
+
     monkeypatch.chdir(tmp_path)
-    spec, jobs = prepare_jobs("poole_phase_diagram")
+    values = yaml.safe_load((FIGURE_DIR / "poole_phase_diagram.yaml").read_text())
+    values["seeds"], values["sweep"]["model.init_scale"] = [0], [1.0, 2.0]  # its sigma_b, fewer jobs
+    (tmp_path / "poole.yaml").write_text(yaml.safe_dump(values))
+    spec, jobs = prepare_jobs(str(tmp_path / "poole.yaml"))
     rows = figure_theory.critical_rows(spec, jobs)
     assert len(rows) == 80 and {r["source"] for r in rows} == {"chi_1 = 1"}
     for r in rows[::9]:
