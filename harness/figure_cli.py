@@ -34,7 +34,7 @@ from harness.tracking import StoreError
 
 FIGURE_DIR = CONF_DIR / "figure"
 FIGURE_EXPERIMENT = "figures"
-ARRAY_KINDS = ("profile", "heatmap", "spectrum")  # the kinds drawn from the runs' arrays/stats.npz
+ARRAY_KINDS = ("profile", "heatmap", "spectrum", "map")  # the kinds drawn from the runs' arrays/stats.npz
 
 
 class JobsFailed(RuntimeError):

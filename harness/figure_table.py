@@ -79,6 +79,16 @@ def _spectrum_rows(factors: dict, members: list[Job], data: dict) -> list[dict]:
             for a, b, d in zip(edges[:-1], edges[1:], density, strict=True)]  # fmt: skip
 
 
+def _map_rows(factors: dict, members: list[Job], data: dict, metric: str) -> list[dict]:
+    """Layer by layer, the mean over seeds of the statistic at layer l (x) and at l + 1 (y): the
+    iterated map's points."""
+    stack = np.stack([data[j.run_id]["arrays"][f"profile_{metric}"] for j in members])
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(stack, axis=0)
+    return [factors | {"source": "measured", "layer": i + 1, "x": float(mean[i]), "y": float(mean[i + 1]),
+                       "n_seeds": len(members)} for i in range(len(mean) - 1)]  # fmt: skip
+
+
 def _summary_row(factors: dict, members: list[Job], data: dict, spec: FigureSpec) -> dict:
     """A summary metric's mean and std over seeds, whether any seed diverged, and the derived x."""
     kind, metric = spec.plot["kind"], spec.plot["metric"]
@@ -131,10 +141,14 @@ def table(spec: FigureSpec, jobs: list[Job], data: dict[str, dict]) -> Any:
             rows += _heatmap_rows(factors, members, data, metric)
         elif kind == "spectrum":
             rows += _spectrum_rows(factors, members, data)
+        elif kind == "map":
+            rows += _map_rows(factors, members, data, metric)
         else:
             rows.append(_summary_row(factors, members, data, spec))
     if kind == "lines" and spec.plot.get("theory"):
         rows += ft.theory_rows(spec, jobs)
+    if kind == "map":
+        rows += ft.map_rows(spec, jobs, rows)
     if kind == "spectrum" and spec.plot.get("theory"):
         rows += ft.spectrum_rows(jobs, rows)
     if kind == "phase" and spec.plot["y"] == "model.bias_std":

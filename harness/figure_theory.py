@@ -179,6 +179,35 @@ def spectrum_rows(jobs: list, measured: list[dict], points: int = 400) -> list[d
     return rows
 
 
+def map_rows(spec: Any, jobs: list, measured: list[dict], points: int = 120) -> list[dict]:
+    """The map itself beside a map figure's points, one curve per (hue, col): the length map
+    q -> sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 over the measured range of q (log-spaced), or the
+    correlation map at q*, c -> (sigma_w^2 E[phi(u_1) phi(u_2)] + sigma_b^2) / q*, over [min c, 1].
+    Plain networks without norm only (none otherwise)."""
+    from harness import correlation
+    from harness.config import hidden_q_star
+
+    metric, roles = spec.plot["metric"], {spec.plot.get("hue"), spec.plot.get("col")}
+    rows = []
+    for job in _first_jobs(jobs, *(f for f in spec.factors if f not in roles)):
+        m = job.config.model
+        if m.skip or m.norm != "none":
+            continue
+        mine = {k: v for k, v in job.factors.items() if k in roles}
+        xs = [r["x"] for r in measured if all(r[k] == v for k, v in mine.items()) and math.isfinite(r["x"])]
+        sw2, sb2 = sigma_w2_of(job.config), m.bias_std**2
+        if metric == "preact_q":
+            grid = np.geomspace(min(xs) / 1.5, max(xs) * 1.5, points)
+            values = [theory.variance_map(m.activation, sw2, sb2, float(q)) for q in grid]
+        else:
+            q = hidden_q_star(job.config)
+            grid = np.linspace(min(min(xs), 0.0), 1.0, points)
+            values = [(sw2 * correlation.pair_moment(m.activation, q, float(c)) + sb2) / q for c in grid]
+        rows += [mine | {"source": "theory", "x": float(x), "y": float(y), "n_seeds": 0}
+                 for x, y in zip(grid, values, strict=True)]  # fmt: skip
+    return rows
+
+
 def _field(config: Any, key: str) -> Any:
     for part in key.split("."):
         config = getattr(config, part)

@@ -25,6 +25,7 @@ from harness.metrics import STATS, SUMMARIES, only_in, phase_theory
 from harness.schema import build, key
 
 SPECTRA = ("jacobian_sv2",)  # kind=spectrum: the squared singular values of dh_D/dx each run stores
+MAPS = ("preact_q", "preact_c")  # kind=map: layer l's value against layer l + 1's
 # a figure kind: its roles here, its rows in harness.figure_table, its drawing in harness.sweep_plots.PLOTTERS
 ROLES = {
     "profile": ["hue", "col"],
@@ -32,6 +33,7 @@ ROLES = {
     "lines": ["x", "hue", "col"],
     "heatmap": ["col"],
     "spectrum": ["hue", "col"],
+    "map": ["hue", "col"],
 }
 KINDS = tuple(ROLES)
 TRAIN_ONLY, INIT_ONLY, PHASE_THEORY = only_in("train"), only_in("init"), phase_theory()
@@ -142,7 +144,9 @@ def parse_figure(name: str, values: Any) -> FigureSpec:
     build(FigureConfig, values)  # keys and types; the spec keeps the values as written (its digest)
     plot, style = dict(values.get("plot") or {}), dict(values.get("style") or {})
     kind, metric = plot["kind"], plot["metric"]
-    allowed = {"profile": STATS, "heatmap": STATS, "spectrum": SPECTRA}.get(kind, tuple(SUMMARIES))
+    allowed = {"profile": STATS, "heatmap": STATS, "spectrum": SPECTRA, "map": MAPS}.get(
+        kind, tuple(SUMMARIES)
+    )
     if metric not in allowed:
         raise ConfigError(
             f"plot.metric: {metric!r} is not a metric runs record for kind={kind}; "
@@ -250,7 +254,7 @@ def check_metric_is_recorded(spec: FigureSpec, jobs: list[Job]) -> None:
     """A metric that the jobs' mode does not record is an error before anything runs."""
     metric, kind = spec.plot["metric"], spec.plot["kind"]
     modes = {job.config.mode for job in jobs}
-    for only, mode in (((*TRAIN_ONLY, "heatmap"), "train"), ((*INIT_ONLY, "spectrum"), "init")):
+    for only, mode in (((*TRAIN_ONLY, "heatmap"), "train"), ((*INIT_ONLY, "spectrum", "map"), "init")):
         if (metric in only or kind in only) and modes != {mode}:
             raise ConfigError(
                 f"plot.metric: no run of this figure records {metric!r} for kind={kind}: it needs "

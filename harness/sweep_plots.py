@@ -9,6 +9,7 @@ The spread shown is the table's own ``std`` column (its CSV holds exactly what i
 - ``phase``: a summary metric over two factors (``x`` by ``y``): ``harness.phase_plots``.
 - ``lines``: a summary metric against ``x``, error bars over seeds, theory curves when asked.
 - ``heatmap``: layer x step maps of a per-layer statistic during training.
+- ``map``: layer l's q_l (or c_l) against layer l + 1's, with the length (correlation) map itself.
 - ``spectrum``: the density of the Jacobian's squared singular values (log10), pooled over seeds, as
   steps, with free probability's density dashed when asked.
 """
@@ -155,10 +156,45 @@ def spectrum_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
     return facets.done(grid)
 
 
+def map_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
+    """Layer l's value against layer l + 1's (points per ``hue``), the map itself in the hue's colour and
+    the identity dotted: its fixed points are where they cross."""
+    metric, hue, col = plot["metric"], plot.get("hue"), plot.get("col")
+    grid = facets.grid(frame, col, style, title)
+    hues = facets.values(frame, hue)
+    colours = facets.palette(len(hues), style.get("palette"))
+    for ax, part in facets.panels(grid):
+        for colour, hval in zip(colours, hues, strict=True):
+            one = part if hue is None else part[part[hue] == hval]
+            points, line = one[one["source"] == "measured"], one[one["source"] == "theory"]
+            ax.plot(points["x"], points["y"], marker="o", ms=4, ls="none", color=colour, alpha=0.8)
+            ax.plot(line["x"], line["y"], lw=1.3, color=colour)
+        finite = part[["x", "y"]].to_numpy(float)
+        finite = finite[np.isfinite(finite).all(axis=1)]
+        lo, hi = finite.min(), finite.max()
+        ax.plot([lo, hi], [lo, hi], ls=":", color="0.4", lw=1)
+        if style.get("logx"):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        ax.set_xlabel(f"{label(metric)}, layer l")
+        ax.set_ylabel("")
+    grid.axes[0, 0].set_ylabel("the same, layer l + 1")
+    if hue is not None:
+        for colour, hval in zip(colours, hues, strict=True):
+            grid.axes[0, -1].plot(
+                [], [], marker="o", ls="none", color=colour, label=f"{hue.split('.')[-1]}={hval}"
+            )
+        grid.axes[0, -1].plot([], [], color="k", label="the map (theory)")
+        grid.axes[0, -1].plot([], [], ls=":", color="0.4", label="identity")
+        grid.axes[0, -1].legend()
+    return facets.done(grid)
+
+
 PLOTTERS = {
     "profile": profile_figure,
     "phase": phase_figure,
     "lines": lines_figure,
     "heatmap": heatmap_figure,
     "spectrum": spectrum_figure,
+    "map": map_figure,
 }

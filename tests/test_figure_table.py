@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from harness.config import parse_config
 from harness.figure_table import table
 from harness.figures import jobs_of, parse_figure
 
@@ -63,3 +64,19 @@ def test_spectrum_table_is_the_density_of_log10_lambda_over_every_eigenvalue():
     inside = (logs >= frame["lo"].iloc[1]) & (logs < frame["hi"].iloc[1])
     width = frame["hi"].iloc[1] - frame["lo"].iloc[1]
     assert frame["density"].iloc[1] == pytest.approx(inside.sum() / (80 * width), rel=1e-12)
+
+
+def test_map_table_pairs_each_layer_with_the_next_averaged_over_seeds():
+    plot = {"kind": "map", "metric": "preact_q", "hue": "model.depth"}
+    spec = parse_figure("m", {"sweep": {"model.depth": [4]}, "seeds": [0, 1], "plot": plot})
+    jobs = jobs_of(spec)
+    profiles = {0: np.array([1.0, 2.0, 3.0, 4.0]), 1: np.array([3.0, 4.0, np.nan, 6.0])}
+    data = {}
+    for job in jobs:
+        job.run_id, job.config = f"run{job.seed}", parse_config({"model": {"depth": 4}})
+        data[job.run_id] = {"arrays": {"profile_preact_q": profiles[job.seed]}, "metrics": {}}
+    whole = table(spec, jobs, data)
+    frame = whole[whole["source"] == "measured"]
+    assert set(whole["source"]) == {"measured", "theory"}  # the map beside its points
+    assert list(frame["layer"]) == [1, 2, 3]
+    assert list(frame["x"]) == [2.0, 3.0, 3.0] and list(frame["y"]) == [3.0, 3.0, 5.0]  # NaN left out

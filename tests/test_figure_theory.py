@@ -249,13 +249,11 @@ def test_theory_curves_start_where_data_input_scale_puts_the_inputs(tmp_path, mo
 def test_critical_curve_over_sigma_b(tmp_path, monkeypatch):
     """y model.bias_std (y_as sigma_b2): chi_1 = 1 is a curve, sigma_w^2 = critical_sw2(sigma_b^2) on a
     dense grid of sigma_b, drawn dashed over the cells (no vertical line: the critical x varies)."""
-    from harness import theory
-    from harness.figure_cli import prepare_jobs
-    from harness.phase_plots import phase_figure
-
     import yaml
 
-    from harness.figure_cli import FIGURE_DIR
+    from harness import theory
+    from harness.figure_cli import FIGURE_DIR, prepare_jobs
+    from harness.phase_plots import phase_figure
 
     monkeypatch.chdir(tmp_path)
     values = yaml.safe_load((FIGURE_DIR / "poole_phase_diagram.yaml").read_text())
@@ -315,3 +313,29 @@ def test_length_and_correlation_maps_beside_networks(scale, input_scale):
         assert np.all(np.abs(measured - theory) < t * spread + bias), (metric, measured, theory)
         wrong = figure_theory.profile_theory(figure_theory.with_value(c, "model.bias_std", 0.0), metric)
         assert np.any(np.abs(measured - wrong) > t * spread + bias), metric
+
+
+def test_map_curves_are_the_length_and_correlation_maps(tmp_path, monkeypatch):
+    """length_map's curve is variance_map over the measured q range; correlation_map's is the
+    correlation map at q*, which crosses the identity at c* in the chaotic phase (sigma_w = 2.5)."""
+    from harness import theory
+    from harness.config import hidden_q_star
+    from harness.figure_cli import prepare_jobs
+
+    monkeypatch.chdir(tmp_path)
+    spec, jobs = prepare_jobs("length_map")
+    measured = [{"model.init_scale": s, "x": x} for s in ("1.0", "2.5", "4.0") for x in (0.1, 100.0)]
+    rows = figure_theory.map_rows(spec, jobs, measured)
+    assert len(rows) == 3 * 120
+    for r in rows[::37]:
+        sw2 = float(r["model.init_scale"]) ** 2
+        assert r["y"] == pytest.approx(theory.variance_map("tanh", sw2, 0.09, r["x"]), rel=1e-12)
+    assert min(r["x"] for r in rows) == pytest.approx(0.1 / 1.5)
+    spec, jobs = prepare_jobs("correlation_map")
+    measured = [{"model.init_scale": j.factors["model.init_scale"], "x": 0.0} for j in jobs]
+    rows = [r for r in figure_theory.map_rows(spec, jobs, measured) if r["model.init_scale"] == "2.5"]
+    job = next(j for j in jobs if j.factors["model.init_scale"] == "2.5")
+    x, y = np.array([r["x"] for r in rows]), np.array([r["y"] for r in rows])
+    cross = x[np.argmax(y - x < 0)]  # the first grid point below the identity
+    assert abs(cross - correlation.c_star("tanh", 6.25, 0.09)) < x[1] - x[0]
+    assert y[-1] == pytest.approx(1.0, abs=1e-9) and hidden_q_star(job.config) > 0

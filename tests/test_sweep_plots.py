@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgb
 
-from harness.sweep_plots import heatmap_figure, spectrum_figure
+from harness.sweep_plots import heatmap_figure, map_figure, spectrum_figure
 
 HEATMAP = {"kind": "heatmap", "metric": "grad_W", "col": "model.depth"}
 
@@ -94,3 +94,22 @@ def test_spectrum_draws_the_tables_bars_and_its_theory_dashed_in_the_same_colour
             assert to_rgb(step.get_edgecolor()) == pytest.approx(to_rgb(line.get_color()))
     labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
     assert labels == ["init=orthogonal", "init=lecun_normal", "free probability"]
+
+
+def test_map_draws_the_tables_points_its_curve_and_the_identity():
+    rows = [{"model.init_scale": s, "source": "measured", "layer": i, "x": 0.1 * i, "y": 0.1 * i + 0.05,
+             "n_seeds": 2} for s in ("1.0", "2.5") for i in (1, 2, 3)]  # fmt: skip
+    rows += [{"model.init_scale": s, "source": "theory", "x": x, "y": x * x, "n_seeds": 0}
+             for s in ("1.0", "2.5") for x in (0.0, 0.5, 1.0)]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    fig = map_figure(frame, {"kind": "map", "metric": "preact_c", "hue": "model.init_scale"}, {}, "t")
+    ax = fig.axes[0]
+    drawn = [line for line in ax.lines if len(line.get_xdata())]
+    points = [line for line in drawn if line.get_marker() == "o"]
+    curves = [line for line in drawn if line.get_marker() != "o" and line.get_linestyle() == "-"]
+    identity = [line for line in drawn if line.get_linestyle() == ":"]
+    assert len(points) == len(curves) == 2 and len(identity) == 1
+    np.testing.assert_array_equal(points[0].get_xdata(), [0.1, 0.2, 0.30000000000000004])
+    np.testing.assert_array_equal(curves[1].get_ydata(), [0.0, 0.25, 1.0])
+    assert list(identity[0].get_xdata()) == list(identity[0].get_ydata()) == [0.0, 1.0]
+    assert ax.get_xlabel() == "c_l: correlation of two inputs' pre-activations, layer l"
