@@ -87,3 +87,15 @@ def test_batchnorm_relu_networks_explode_at_the_predicted_rate(batch):
     )
     assert abs(rates.mean() - pred.rate) < tol, (rates.mean(), pred.rate, tol)
     assert abs(rates.mean() + math.log(math.pi / (math.pi - 1))) > tol  # the large-batch limit is rejected
+
+
+def test_what_is_not_modelled_has_no_prediction():
+    """BatchNorm with another activation or with skips, LayerNorm, and residual widths that change after
+    the first block: predict returns None (the runs then log no theory and say "(no theory)")."""
+    widths = [64] * 6
+    assert prediction.predict("tanh", widths, 64, "lecun_normal", 1.0, 0.0, norm="batch", batch=16) is None
+    assert prediction.predict("relu", widths, 64, "he_normal", 1.0, 0.0, norm="batch", skip=True) is None
+    assert prediction.predict("relu", widths, 64, "he_normal", 1.0, 0.0, norm="layer") is None
+    changing = [64, 64, 32, 32, 32, 32]
+    assert prediction.predict("relu", changing, 64, "he_normal", 1.0, 0.0, skip=True, alpha=0.1) is None
+    assert prediction.predict("relu", widths, 64, "he_normal", 1.0, 0.0, norm="batch", batch=16) is not None

@@ -87,6 +87,7 @@ def test_zero_bias_has_no_correlation_depth_scale():
     frozen = correlation.phase_summary("tanh", 0.81, 0.0)
     assert frozen["theory_q_star"] == 0.0 and math.isnan(frozen["theory_c_star"])
     assert frozen["theory_xi_c"] == math.inf and frozen["theory_c_power"] == 0.0
+    assert frozen["theory_chi_c"] == 1.0
     assert frozen["theory_xi_q"] == pytest.approx(-1 / math.log(0.81))  # q_l ~ 0.81^l -> 0
     for sw2 in (1.0, 2.0, 3.0):
         relu = correlation.phase_summary("relu", sw2, 0.0)
