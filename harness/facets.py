@@ -41,6 +41,11 @@ def grid(frame: Any, col: str | None, style: dict, title: str) -> Any:
     return grid
 
 
+def by_hue(part: Any, hue: str | None, hues: list, colours: list) -> list[tuple[Any, Any, Any]]:
+    """(colour, hue value, its rows of ``part``) for each hue value, in order (all rows without a hue)."""
+    return [(c, h, part if hue is None else part[part[hue] == h]) for c, h in zip(colours, hues, strict=True)]
+
+
 def panels(grid: Any) -> list[tuple[Any, Any]]:
     """(axes, the rows of its panel) for each panel."""
     return [(grid.axes[0, j], part) for (_, j, _), part in grid.facet_data()]

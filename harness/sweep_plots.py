@@ -40,8 +40,7 @@ def profile_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
         facets.lineplot(
             ax, rows, "layer", "y", hue, hues, colours, marker="o", markersize=3, markeredgewidth=0
         )
-        for colour, hval in zip(colours, hues, strict=True):
-            one = part if hue is None else part[part[hue] == hval]
+        for colour, _, one in facets.by_hue(part, hue, hues, colours):
             mean, std = one["mean"].to_numpy(), one["std"].to_numpy()
             lo, hi = (10 ** (mean - std), 10 ** (mean + std)) if log else (mean - std, mean + std)
             ax.fill_between(one["layer"].to_numpy(), lo, hi, color=colour, alpha=0.2, lw=0)
@@ -132,8 +131,7 @@ def spectrum_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
     hues = facets.values(frame, hue)
     colours = facets.palette(len(hues), style.get("palette"))
     for ax, part in facets.panels(grid):
-        for colour, hval in zip(colours, hues, strict=True):
-            one = part if hue is None else part[part[hue] == hval]
+        for colour, _, one in facets.by_hue(part, hue, hues, colours):
             bars = one[one["source"] == "measured"]
             edges = np.append(bars["lo"].to_numpy(), bars["hi"].to_numpy()[-1:])
             density = bars["density"].to_numpy()
@@ -164,8 +162,7 @@ def map_figure(frame: Any, plot: dict, style: dict, title: str) -> Figure:
     hues = facets.values(frame, hue)
     colours = facets.palette(len(hues), style.get("palette"))
     for ax, part in facets.panels(grid):
-        for colour, hval in zip(colours, hues, strict=True):
-            one = part if hue is None else part[part[hue] == hval]
+        for colour, _, one in facets.by_hue(part, hue, hues, colours):
             points, line = one[one["source"] == "measured"], one[one["source"] == "theory"]
             ax.plot(points["x"], points["y"], marker="o", ms=4, ls="none", color=colour, alpha=0.8)
             ax.plot(line["x"], line["y"], lw=1.3, color=colour)
