@@ -1,4 +1,4 @@
-"""The ``harness`` command: a Hydra app over ``conf/`` that runs studies and records them in MLflow.
+"""The ``harness`` command: a Hydra app over ``harness/conf/`` that runs studies and records them in MLflow.
 
 This is the edge where Hydra meets the library: configs are validated and turned into plain objects
 (``harness.config``) here, and nothing past this module sees a ``DictConfig``. Before Hydra starts,
@@ -32,7 +32,7 @@ from harness.callbacks import (
     without_resume,
 )
 from harness.config import ConfigError, StudyConfig, config_hash, parse_config
-from harness.preflight import CONF_DIR, composes_every_job, task_words, validate_command
+from harness.preflight import CONF_MODULE, composes_every_job, task_words, validate_command
 from harness.progress import VERBOSE_ENV
 from harness.story import FIRST_PARAMS, run_name
 from harness.tracking import StoreError
@@ -63,7 +63,7 @@ def _unique_id() -> str:
 OmegaConf.register_new_resolver("harness_uid", _unique_id, use_cache=True)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONF_MODULE}", config_name="config")
 def _job(cfg: DictConfig) -> None:
     # Launchers pickle this function by value (its name points at Hydra's wrapper), with every global
     # it reads: it reads nothing but the function below, which pickles by reference.

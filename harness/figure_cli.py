@@ -1,4 +1,4 @@
-"""``harness-figure NAME``: build ``conf/figure/NAME.yaml`` into ``figures/NAME/`` (see ``harness.figures``).
+"""``harness-figure NAME``: build ``harness/figure_configs/NAME.yaml`` into ``figures/NAME/`` (see ``harness.figures``).
 
 harness-figure --list                 # the shipped figures
 harness-figure sigmoid_vs_relu        # build (runs only the jobs the store lacks, launcher=joblib)
@@ -32,7 +32,7 @@ from harness.preflight import CONF_DIR, check_key, compose_and_parse
 from harness.story import run_name
 from harness.tracking import StoreError
 
-FIGURE_DIR = CONF_DIR / "figure"
+FIGURE_DIR = Path(__file__).resolve().parent / "figure_configs"  # package data, outside Hydra's groups
 FIGURE_EXPERIMENT = "figures"
 ARRAY_KINDS = ("profile", "heatmap", "spectrum", "map")  # the kinds drawn from the runs' arrays/stats.npz
 

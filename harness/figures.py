@@ -1,4 +1,4 @@
-"""Figures that rebuild from their config: ``conf/figure/<name>.yaml`` names the study (base overrides,
+"""Figures that rebuild from their config: ``harness/figure_configs/<name>.yaml`` names the study (base overrides,
 cases, a sweep, seeds), the plot and its style.
 
 Building a figure: validate everything first (no run, no write before the config is known good);
@@ -76,7 +76,7 @@ class StyleConfig:
 
 @dataclass
 class FigureConfig:
-    """A figure config's shape: ``conf/figure/<name>.yaml``."""
+    """A figure config's shape: ``harness/figure_configs/<name>.yaml``."""
 
     plot: PlotConfig
     title: str = key(None, "the figure's title")

@@ -22,7 +22,8 @@ from harness.config import ConfigError, StudyConfig, defaults, parse_config
 from harness.data import check_data_file
 from harness.schema import field_of
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_MODULE = "harness.conf"  # the app's configs, package data: Hydra's pkg://harness.conf
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # the same files (a wheel installs them unpacked)
 SCHEMA_NODE = "harness_schema"  # conf/config.yaml's first default: the schema's every key
 MAX_COMBINATIONS = 512  # beyond this, each swept value is validated on its own
 VALUE_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"}

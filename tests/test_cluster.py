@@ -183,7 +183,8 @@ def test_a_cancelled_slurm_job_ends_killed_and_resume_runs_it_again(tmp_path):
     words = ["-m", "launcher=slurm", f"hydra.launcher.partition={partition}",
              "tracking=server", f"tracking.uri={uri}", f"study={study}", "mode=train",
              "data=spirals", "loss=cross_entropy", "tracking.figures=false", "tracking.flush_seconds=0.5",
-             "train.log_every=50", "train.steps=2000", "model.depth=3,4"]  # fmt: skip
+             "train.log_every=50", "train.steps=15000", "model.depth=3,4"]  # fmt: skip
+    # 15,000 steps is ~20 s a job here: CI once saw 2,000 steps end between "training" and scancel
     sweep = subprocess.Popen([sys.executable, "-m", "harness", *words], cwd=tmp_path, env=env(user, password),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     c = server_client(s)
