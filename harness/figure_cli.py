@@ -1,4 +1,5 @@
-"""``harness-figure NAME``: build ``harness/figure_configs/NAME.yaml`` into ``figures/NAME/`` (see ``harness.figures``).
+"""``harness-figure NAME``: build ``harness/figure_configs/NAME.yaml`` into ``figures/NAME/``
+(see ``harness.figures``).
 
 harness-figure --list                 # the shipped figures
 harness-figure sigmoid_vs_relu        # build (runs only the jobs the store lacks, launcher=joblib)

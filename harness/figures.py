@@ -1,5 +1,5 @@
-"""Figures that rebuild from their config: ``harness/figure_configs/<name>.yaml`` names the study (base overrides,
-cases, a sweep, seeds), the plot and its style.
+"""Figures that rebuild from their config: ``harness/figure_configs/<name>.yaml`` names the study
+(base overrides, cases, a sweep, seeds), the plot and its style.
 
 Building a figure: validate everything first (no run, no write before the config is known good);
 compose every job's study config; find a FINISHED run with the same config hash in the study's MLflow

@@ -20,11 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory) -> Path:
     out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source") / "harness"
     # a copy without what earlier builds and runs left (build/ is reused by setuptools)
-    junk = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "mlruns", "multirun", "outputs",
-                                  "figures", "__pycache__", ".*_cache")  # fmt: skip
+    junk = shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "mlruns", "multirun", "outputs", "figures", "__pycache__"
+    )
     shutil.copytree(ROOT, source, ignore=junk, symlinks=True)
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(out)],
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    pip = [sys.executable, "-m", "pip"]
+    build = subprocess.run(
+        [*pip, "wheel", "-q", "--no-deps", str(source), "-w", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if build.returncode != 0 and "Could not find a version that satisfies" in build.stderr:
         pytest.skip("pip cannot reach a package index for the build backend (setuptools)")
     assert build.returncode == 0, build.stderr[-2000:]
@@ -46,19 +52,24 @@ def test_an_installed_wheel_runs_a_study_a_sweep_and_lists_figures_outside_the_c
     environment's editable install of the checkout is not seen)."""
     env_dir = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
-    site = Path(subprocess.check_output([env_dir / "bin" / "python", "-c",
-                                         "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())  # fmt: skip
+    python = str(env_dir / "bin" / "python")
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.check_output([python, "-c", purelib], text=True).strip())
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install",
-                              "-q", "--no-deps", str(wheel)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
     work = tmp_path / "elsewhere"
     work.mkdir()
     environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
     def run(*words: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(env_dir / "bin" / words[0]), *words[1:]], cwd=work, env=environ,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        command = [str(env_dir / "bin" / words[0]), *words[1:]]
+        return subprocess.run(command, cwd=work, env=environ, capture_output=True, text=True, timeout=300)
 
     where = run("python", "-c", "import harness; print(harness.__file__)")
     assert where.stdout.strip().startswith(str(site)), where  # the wheel's copy, not the checkout
