@@ -230,6 +230,7 @@ def _hand_to_hydra(argv: list[str]) -> None:
     except KeyboardInterrupt as stop:
         info = sweep_started()
         what = end_parent(info, stop).summary if info else "what was measured is kept (see above)"
+        processes.end_leftovers()  # no worker outlives the launcher
         processes.say(_stop_line(stop, argv, what))
         sys.exit(processes.exit_code(stop))
     except BaseException:

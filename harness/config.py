@@ -13,11 +13,13 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from harness import theory
+from harness.metrics import NORM_STATS, STATS
 from harness.nn.activations import ACTIVATIONS
 from harness.nn.init import INIT_ALIASES, INIT_SCHEMES
 from harness.nn.network import NetworkSpec
@@ -35,6 +37,14 @@ NOT_HASHED_KEYS = (("init", "stack_mb"),)  # how the work is cut up: the numbers
 # so a store's earlier runs keep their hash (and are reused, and resumed)
 HASHED_WHEN_SET = (("data", "input_scale", 1.0), ("model", "widths", None))
 INPUT_SCALES = ("q_star",)
+# a study names folders (Hydra's outputs/<study>/, multirun/<study>/) and an MLflow experiment: a label,
+# never a path; ASCII, since Hydra's override parser refuses other letters unquoted
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+STUDY_ALLOWED = "a plain name of 1-100 letters A-Z a-z, digits, '_', '-', '.', not starting with '.' or '-'"
+# metric rows of a run beyond its training series: summaries (about 40 today), and per profiled layer
+# each statistic, the log10 and log-space spread of each norm, and the theory's profiles (19 today)
+SUMMARY_ROWS = 100
+PROFILE_ROWS_PER_LAYER = len(STATS) + 2 * len(NORM_STATS) + 6
 MISSING_HINTS = {"tracking.uri": " (tracking=server: tracking.uri=http://HOST:PORT)"}
 
 
@@ -124,6 +134,16 @@ class TrackingConfig:
     uri: str | None = key(None, "null: $MLFLOW_TRACKING_URI if set, else sqlite under ./mlruns")
     experiment: str | None = key(None, "the MLflow experiment (null: the study name)")
     max_layers: int = key(16, "per-layer series over training steps for at most this many layers")
+    profile_layers: int = key(
+        1024,
+        "per-layer profiles (profile/*, gradcheck/rel_error) for at most this many layers, evenly "
+        "spread; arrays/stats.npz keeps every layer",
+    )
+    max_rows: int = key(
+        1_000_000,
+        "the metric rows one run may log (~280 bytes each in SQLite); a run estimated above it "
+        "is refused before it starts",
+    )
     figures: bool | Literal["essential"] = key(
         True, "per-run figures as artifacts: true (all), essential (gradient flow only), false (none)"
     )
@@ -175,7 +195,14 @@ def _positive(name: str, value: float, *, integer: bool = False, zero_ok: bool =
         raise ConfigError(f"{name}: got {value!r}; allowed: {what} {'>= 0' if zero_ok else '> 0'}")
 
 
+def check_study(name: object) -> None:
+    """A study name that is a label: no folder separator, no '..', nothing a shell or Hydra reads."""
+    if not (isinstance(name, str) and STUDY_NAME.fullmatch(name)):
+        raise ConfigError(f"study: got {name!r}; allowed: {STUDY_ALLOWED}")
+
+
 def _check_ranges(c: StudyConfig) -> None:
+    check_study(c.study)
     for name, value in [
         ("model.depth", c.model.depth), ("model.width", c.model.width),
         ("data.input_dim", c.data.input_dim), ("data.output_dim", c.data.output_dim),
@@ -188,6 +215,7 @@ def _check_ranges(c: StudyConfig) -> None:
         ("model.init_scale", c.model.init_scale), ("optim.lr", c.optim.lr),
         ("gradcheck.threshold", c.gradcheck.threshold), ("tracking.flush_seconds", c.tracking.flush_seconds),
         ("tracking.heartbeat_seconds", c.tracking.heartbeat_seconds), ("init.stack_mb", c.init.stack_mb),
+        ("tracking.profile_layers", c.tracking.profile_layers), ("tracking.max_rows", c.tracking.max_rows),
     ]:  # fmt: skip
         _positive(name, value, integer=isinstance(value, int))
     _positive("model.bias_std", c.model.bias_std, zero_ok=True)
@@ -261,9 +289,11 @@ def _check_combination(c: StudyConfig) -> None:
     if data == "teacher_student" and loss == "cross_entropy":
         raise ConfigError("loss.name: data=teacher_student is regression; allowed: mse, probe")
     if data == "file":
-        if not c.data.path or not Path(c.data.path).expanduser().is_file():
+        if not c.data.path:
+            raise ConfigError("data.path: data=file needs your file: data.path=/path/to/data.csv (or .npz)")
+        if not Path(c.data.path).expanduser().is_file():
             raise ConfigError(
-                f"data.path: data=file needs an existing .npz or .csv file, got {c.data.path!r}"
+                f"data.path: no file at {c.data.path!r}; allowed: an existing .npz or .csv file"
             )
         if Path(c.data.path).suffix not in (".npz", ".csv"):
             raise ConfigError(f"data.path: got {c.data.path!r}; allowed: a .npz or .csv file")
@@ -278,7 +308,33 @@ def parse_config(values: dict) -> StudyConfig:
     config = build(StudyConfig, values, missing_hint=MISSING_HINTS)
     _check_ranges(config)
     _check_combination(config)
+    _check_rows(config)
     return config
+
+
+def metric_rows(c: StudyConfig) -> tuple[int, str]:
+    """An upper estimate of the metric rows a run logs, and where they come from: summaries, per-layer
+    profiles and gradient-check errors (at most ``tracking.profile_layers`` layers), and in train mode
+    one row per logged step for the loss, the accuracy and each statistic of the picked layers."""
+    profiled = min(c.model.depth, c.tracking.profile_layers)
+    rows = SUMMARY_ROWS + profiled * (PROFILE_ROWS_PER_LAYER + 1) + 2
+    parts = [f"profiles of {profiled:,} layers"]
+    if c.mode == "train":
+        logged = c.train.steps // c.train.log_every + 1
+        per_step = 2 + len(STATS) * min(c.model.depth, c.tracking.max_layers)
+        rows += logged * per_step
+        parts.append(f"{logged:,} logged steps x {per_step} rows")
+    return rows, " + ".join(parts)
+
+
+def _check_rows(c: StudyConfig) -> None:
+    rows, where = metric_rows(c)
+    if rows > c.tracking.max_rows:
+        raise ConfigError(
+            f"tracking.max_rows: this run would log up to {rows:,} metric rows ({where}); allowed: at most "
+            f"{c.tracking.max_rows:,}: log less often (train.log_every), fewer layers (tracking.max_layers), "
+            f"or raise tracking.max_rows"
+        )
 
 
 def to_dict(config: StudyConfig) -> dict:

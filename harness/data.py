@@ -61,21 +61,36 @@ def _spirals(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray
     return x, labels
 
 
+def _is_header(line: str) -> bool:
+    """A first row with a cell that is not a number (column names): read as a header."""
+    for cell in line.split(","):
+        try:
+            float(cell)
+        except ValueError:
+            return True
+    return False
+
+
 def _read_csv(path: Path) -> np.ndarray:
-    """A CSV of numbers as a 2-D array, or ConfigError naming the file, the row and the column (1-based)
-    of the first cell that is not a number."""
+    """A CSV of numbers as a 2-D array (a first row of names is a header), or ConfigError naming the
+    file, the row and the column (1-based, counting the header) of the first cell that is not a number."""
+    with path.open() as f:
+        header = int(_is_header(f.readline()))
     try:
-        return np.loadtxt(path, delimiter=",", ndmin=2)
+        return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=header)
     except ValueError as err:
         text = str(err)
         cell = re.search(r"string (.*) to \w+ at row (\d+), column (\d+)", text)
         if cell:
-            where, what = f"row {int(cell[2]) + 1}, column {cell[3]}", f"{cell[1]} is not a number"
+            where, what = f"row {int(cell[2]) + 1 + header}, column {cell[3]}", f"{cell[1]} is not a number"
         else:
             width = re.search(r"from (\d+) to (\d+) at row (\d+)", text)
             if not width:
                 raise ConfigError(f"data.path: {path}: {text.splitlines()[0]}") from None
-            where, what = f"row {width[3]}", f"{width[2]} columns where the rows above have {width[1]}"
+            where, what = (
+                f"row {int(width[3]) + header}",
+                f"{width[2]} columns where the rows above have {width[1]}",
+            )
         raise ConfigError(
             f"data.path: {path} {where}: {what}; allowed: numbers, the same count on every row"
         ) from None
@@ -108,6 +123,7 @@ def _read_file(path: Path) -> dict[str, np.ndarray]:
                 f"data.path: {path} has {table.shape[1]} column; needs inputs and a target (last)"
             )
         _check_finite(path, "csv", table, csv=True)
+        _enough(path, len(table), "data row(s)")
         return {"table": table}
     if path.suffix != ".npz":
         raise ConfigError(f"data.path: {path.suffix or 'no suffix'} is not supported; allowed: .npz, .csv")
@@ -119,7 +135,22 @@ def _read_file(path: Path) -> dict[str, np.ndarray]:
     for name, a in arrays.items():
         if name in ("x", "y", "x_test", "y_test"):
             _check_finite(path, name, a, csv=False)
+    tested = "x_test" in arrays and "y_test" in arrays
+    for x, y in [("x", "y"), ("x_test", "y_test")] if tested else [("x", "y")]:
+        if arrays[x].ndim == 0 or arrays[y].ndim == 0 or len(arrays[x]) != len(arrays[y]):
+            shapes = f"{arrays[x].shape} and {arrays[y].shape}"
+            raise ConfigError(
+                f"data.path: {path}: arrays {x!r} and {y!r} have shapes {shapes}; needs one row each"
+            )
+    _enough(path, len(arrays["x"]), "samples in 'x'", need=1 if tested else 2)
     return arrays
+
+
+def _enough(path: Path, n: int, what: str, need: int = 2) -> None:
+    """A test split and a training set: without x_test, at least two samples (one of them to test)."""
+    if n < need:
+        why = "" if need == 1 else " (one to test on, the rest to train on)"
+        raise ConfigError(f"data.path: {path} has {n} {what}; needs at least {need}{why}")
 
 
 def check_data_file(path: str | None) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness import figure_launch, processes
-from harness.config import ConfigError, flatten
+from harness.config import STUDY_ALLOWED, STUDY_NAME, ConfigError, flatten
 from harness.figure_table import table, write_csv
 from harness.figures import (
     FigureSpec,
@@ -59,9 +59,12 @@ def shipped() -> list[str]:
 
 def figure_path(name: str) -> Path:
     """A shipped figure's config, or a path to your own ``.yaml``."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else FIGURE_DIR / f"{name}.yaml"
-    if not path.is_file():
+    own = name.endswith((".yaml", ".yml"))
+    path = Path(name) if own else FIGURE_DIR / f"{name}.yaml"
+    if not path.is_file() or not (own or name in shipped()):
         raise ConfigError(f"figure: unknown figure {name!r}; allowed: {', '.join(shipped())} or a .yaml path")
+    if not STUDY_NAME.fullmatch(path.stem):  # the stem names figures/<stem>/ and the figure's run
+        raise ConfigError(f"figure: the file name {path.name!r} is not {STUDY_ALLOWED} (then .yaml)")
     return path
 
 

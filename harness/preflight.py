@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from harness.config import ConfigError, StudyConfig, defaults, parse_config
+from harness.config import ConfigError, StudyConfig, check_study, defaults, parse_config
 from harness.data import check_data_file
 from harness.schema import field_of
 
@@ -57,6 +57,9 @@ def check_key(key: str, values: list[str]) -> None:
     """A group option that exists, or a key of the schema."""
     if key.startswith("hydra"):
         return
+    if key.lstrip("+") == "figure":
+        raise ConfigError("figure: not a key of harness; a figure is built with harness-figure NAME "
+                          "(harness-figure --list shows them)")  # fmt: skip
     if (CONF_DIR / key).is_dir():
         allowed = group_options(key)
         for v in values:
@@ -105,10 +108,33 @@ def _sweep_values(override: Any) -> list[str]:
     return [override.get_value_element_as_str()]
 
 
+def _check_raw(words: list[str]) -> None:
+    """What Hydra's parser would misread or accept silently, named first: the study label (a folder
+    name: Hydra's lexer refuses other letters with a raw error) and deleted schema keys."""
+    for word in words:
+        key, eq, value = word.partition("=")
+        if key.lstrip("+~") == "study":
+            if key.startswith("~"):
+                raise ConfigError("study: cannot be deleted (~study); set a plain name: study=NAME")
+            for part in value.removeprefix("choice(").removesuffix(")").split(","):
+                check_study(part.strip().strip("'\""))
+        elif key.startswith("~") and (CONF_DIR / key[1:]).is_dir():
+            options = ", ".join(group_options(key[1:]))
+            raise ConfigError(
+                f"{key[1:]}: a config group cannot be deleted ({word}); choose one of: {options}"
+            )
+        elif key.startswith("~") and not key.startswith("~hydra"):
+            raise ConfigError(
+                f"{key[1:]}: a key of the harness cannot be deleted ({word}); set its value instead "
+                f"({key[1:]}=VALUE), or see harness --help for its default"
+            )
+
+
 def _split(words: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     """Swept keys with their values, and the fixed overrides; every key and option checked."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    _check_raw(words)
     try:
         parsed = OverridesParser.create().parse_overrides(words)
     except Exception as err:

@@ -5,7 +5,8 @@
   measured cannot itself be interrupted. ``deferred()`` holds a signal back until a block ends (used
   around every write to the store, so a write is never cut in half).
 - A launcher forwards the signal to its worker processes that handle it and waits ``grace`` seconds for
-  them to record their runs, then kills what is left (``stop_children``). A worker whose launcher
+  them to record their runs, then kills what is left (``stop_children``); before it exits it ends every
+  process still below it, idle pool workers too (``end_leftovers``). A worker whose launcher
   vanished (kill -9) sends itself SIGTERM (``watch_parent``), so no worker outlives its launcher by more
   than a second or two.
 - Inside a submitit SLURM job, SIGUSR2 (sent ``signal_delay_s`` before the time limit, or on preemption)
@@ -192,6 +193,24 @@ def stop_children(signum: int, grace: float = GRACE_SECONDS) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return waiting
+
+
+def end_leftovers(grace: float = 2.0) -> list[int]:
+    """Before a stopped launcher exits: SIGTERM every process still below it (idle pool workers, a
+    pool's resource tracker, a worker that lingers after recording), SIGKILL what is left after
+    ``grace`` seconds, so that none outlives it. The PIDs that needed SIGKILL."""
+    left = descendants(os.getpid())
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while left and time.monotonic() < deadline:
+        left = [p for p in left if alive(p)]
+        time.sleep(0.05)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
 
 
 def linger(launcher: int | None, grace: float = GRACE_SECONDS) -> None:

@@ -52,28 +52,33 @@ def log10_profile(values: np.ndarray) -> np.ndarray:
         return np.where(np.isfinite(values) & (values > 0), np.log10(values), np.nan)
 
 
-def metrics_of(result: StudyResult, max_layers: int, series: bool = True) -> list[tuple[str, float, int]]:
+def metrics_of(
+    result: StudyResult, max_layers: int, series: bool = True, profile_layers: int | None = None
+) -> list[tuple[str, float, int]]:
     """Summaries (step 0, ``story.KEY_METRICS`` first), per-layer profiles with their log10 for norms
-    (step = layer) and gradient-check errors, and in train mode (``series``) per-layer series over
-    steps for at most ``max_layers`` layers, plus loss and accuracy (which ``execute`` streams as they
-    are measured instead)."""
+    (step = layer) and gradient-check errors for at most ``profile_layers`` layers (evenly spread; all
+    when None), and in train mode (``series``) per-layer series over steps for at most ``max_layers``
+    layers, plus loss and accuracy (which ``execute`` streams as they are measured instead)."""
     out = [(k, result.summary[k], 0) for k in summary_order(result.summary)]
+    depth = len(result.profile["grad_W"])
+    kept = layer_picks(depth, profile_layers or depth) - 1  # 0-based indices of the profiled layers
     profiles = [(k, result.profile[k]) for k in STATS]
     for extra in ("theory_grad_h", "grad_h_logvar", "theory_grad_h_logvar"):
         if extra in result.profile:
             profiles.append((extra, result.profile[extra]))
     for k, values in profiles:
-        out += [(f"profile/{k}", v, l + 1) for l, v in enumerate(values)]  # noqa: E741
+        out += _layer_rows(f"profile/{k}", values, kept)
         if is_norm(k):
-            out += [(f"profile/log10_{k}", v, l + 1) for l, v in enumerate(log10_profile(values))]  # noqa: E741
+            out += _layer_rows(f"profile/log10_{k}", log10_profile(values), kept)
         if result.mode == "init" and k in result.spread and is_norm(k):
-            out += [(f"profile/{k}_log10_std", v, l + 1) for l, v in enumerate(result.spread[k])]  # noqa: E741
+            out += _layer_rows(f"profile/{k}_log10_std", result.spread[k], kept)
     if result.gradcheck is not None:  # step = layer index: input 0, hidden 1..depth, readout depth + 1
         rows = result.gradcheck.layer_rows()
-        readout = len(result.profile["grad_W"]) + 1
+        steps = {0, depth + 1, *(kept + 1)}
         for r in rows:
-            step = 0 if r.layer == "input" else readout if r.layer == "readout" else int(r.layer[5:])
-            out.append(("gradcheck/rel_error", r.rel_error, step))
+            step = 0 if r.layer == "input" else depth + 1 if r.layer == "readout" else int(r.layer[5:])
+            if step in steps:
+                out.append(("gradcheck/rel_error", r.rel_error, step))
     if result.mode == "train" and series:
         a = result.arrays
         picks = layer_picks(a["grad_W"].shape[1], max_layers)
@@ -81,6 +86,11 @@ def metrics_of(result: StudyResult, max_layers: int, series: bool = True) -> lis
             stats = {k: a[k][i] for k in STATS}
             out += series_rows(int(step), stats, a["loss"][i], a["accuracy"][i], picks)
     return out
+
+
+def _layer_rows(key: str, values: np.ndarray, kept: np.ndarray) -> list[tuple[str, float, int]]:
+    """``key`` at each kept layer, step = the layer (1-based)."""
+    return [(key, values[i], int(i) + 1) for i in kept]
 
 
 def series_rows(
@@ -142,7 +152,8 @@ def _log_result(
     the figures' seconds. ``done`` collects the parts written, so that a second call (after a signal)
     writes only the rest."""
     if "metrics" not in done:
-        run.log_metrics(metrics_of(result, config.tracking.max_layers, series=False))
+        t = config.tracking
+        run.log_metrics(metrics_of(result, t.max_layers, series=False, profile_layers=t.profile_layers))
         done.add("metrics")
     if "arrays" not in done:
         run.log_arrays(
@@ -185,14 +196,20 @@ def _log_inputs(run: tracking.Run, config: StudyConfig, ctx: JobContext) -> None
 
 
 def _failed(run: tracking.Run, err: Exception, name: str, raise_errors: bool) -> None:
-    """Record the failure (FAILED), and re-raise it or say it in one line."""
+    """Record the failure (FAILED), and re-raise it (a single run's error) or say it in one line. The
+    store's own failure is one line, not a trace (a single run then exits 1); a full disk stops a sweep."""
     recorded = _record_failure(run, err)
-    if raise_errors:
+    store = isinstance(err, tracking.StoreError)
+    if raise_errors and not store:
         raise err
-    if not isinstance(err, tracking.StoreError):  # the store's own failure is one line, not a trace
+    if not store:
         traceback.print_exc(file=sys.stderr)
     where = f"recorded as FAILED in run {run.run_id}" if recorded else "the next launch marks its run lost"
     processes.say(f"job {name!r} failed ({tracking.first_line(err)}); {where}")
+    if raise_errors:
+        raise SystemExit(1)
+    if tracking.out_of_space(err):  # every further job would fail the same way: the sweep stops
+        raise tracking.OutOfSpace(tracking.first_line(err)) from None
 
 
 def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors: bool) -> tracking.Run:
@@ -205,6 +222,11 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
     t = config.tracking
     picks = layer_picks(config.model.depth, t.max_layers)
     line = JobLine(ctx.label or ctx.run_name, ctx.live)
+    if config.model.depth > t.profile_layers:  # said before the work starts
+        tags["harness.profile_layers"] = f"{t.profile_layers} of {config.model.depth}, evenly spread"
+        processes.say(f"{ctx.label or ctx.run_name}: per-layer profiles of {t.profile_layers} of "
+                      f"{config.model.depth} layers go to the store (tracking.profile_layers); "
+                      f"arrays/stats.npz keeps every layer")  # fmt: skip
     run = tracking.Run.start(ctx.uri, ctx.experiment_id, ctx.run_name, tags, ctx.parent_id,
                              heartbeat=t.heartbeat_seconds, flush_seconds=t.flush_seconds)  # fmt: skip
     streamed = [-1]  # the last training step handed to the stream

@@ -230,8 +230,8 @@ def test_a_slurm_job_at_its_time_limit_ends_killed_with_what_it_measured(tmp_pat
     study = f"timeout_{uuid.uuid4().hex[:6]}"
     # observed here: with a 1-minute limit SLURM's SIGUSR2 came anywhere from the job's first second
     # (before harness runs: the job dies with no run) to 30 s in; with 2 minutes, after about 70 s
-    words = slurm_words(s, study, "train.steps=100000000", "hydra.launcher.timeout_min=2",
-                        "hydra.launcher.signal_delay_s=30")  # fmt: skip
+    words = slurm_words(s, study, "train.steps=100000000", "tracking.max_rows=100000000",
+                        "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=30")  # fmt: skip
     out = harness(
         tmp_path, *words, environ=env(s["HARNESS_TEST_SERVER_USER"], s["HARNESS_TEST_SERVER_PASSWORD"])
     )

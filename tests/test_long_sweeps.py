@@ -70,7 +70,7 @@ def test_a_signal_ends_the_job_killed_with_its_metrics_and_the_parent_killed(tmp
     assert f"resume with: harness -m launcher={launcher} study={study}" in last and last.endswith(
         "resume=true"
     )
-    wait_for(lambda: not any(processes.alive(p) for p in workers), timeout=5, what="workers to exit")
+    assert not [p for p in workers if processes.alive(p)]  # none outlives the launcher (end_leftovers)
     every = runs(tmp_path, study)
     (parent,) = [r for r in every if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.status == "KILLED"
@@ -302,6 +302,85 @@ def test_a_disk_that_fills_during_a_sweep_leaves_nothing_running(tmp_path):
         assert all(r.info.status != "RUNNING" for r in every)
         parent = next(r for r in every if "mlflow.parentRunId" not in r.data.tags)
         assert parent.info.status == "FINISHED" and parent.data.tags["harness.jobs_finished"] == "6"
+    finally:
+        _umount(disk)
+
+
+def start_in(cwd: Path, logs: Path, *args: str) -> subprocess.Popen:
+    """``start``, its output kept in ``logs`` (off a disk that is about to fill)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", *args], cwd=cwd, env=environment(), start_new_session=True,
+        stdout=open(logs / "stdout.txt", "a"), stderr=open(logs / "stderr.txt", "a"),
+    )  # fmt: skip
+
+
+def test_a_project_folder_whose_disk_fills_mid_job_stops_the_sweep_in_seconds(tmp_path):
+    """The store and Hydra's folders on one small disk that fills while two jobs train: the sweep stops
+    on its own, starts no further job, says so without a traceback; with space back, resume marks what
+    was left RUNNING as FAILED and finishes every job."""
+    disk = tmp_path / "disk"
+    _mount(disk, "size=96m")
+    try:
+        study = "fills"
+        args = ["-m", "launcher=joblib", f"study={study}", "mode=train", "data=spirals",
+                "loss=cross_entropy", "gradcheck=off", "tracking.figures=false", "model.depth=5",
+                "model.width=64", "train.steps=3000", "train.log_every=10", "tracking.flush_seconds=0.2",
+                "seed=0,1,2,3"]  # fmt: skip
+        proc = start_in(disk, tmp_path, *args)
+        wait_for(lambda: running_with_rows(disk, study, 2), what="two jobs streaming metrics")
+        workers = processes.descendants(proc.pid)
+        subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=1M"], capture_output=True)
+        clock = time.monotonic()
+        assert proc.wait(60) == 1
+        assert time.monotonic() - clock < 20  # on its own: no signal was sent
+        wait_for(lambda: not any(processes.alive(p) for p in workers), timeout=5, what="workers to exit")
+        text = (tmp_path / "stderr.txt").read_text()
+        assert "Traceback" not in text, text[-3000:]
+        assert "harness: out of disk space (" in text and "the sweep stops, no further job starts" in text
+        (disk / "filler").unlink()
+        started = children_of(runs(disk, study))
+        assert len(started) == 2  # the two that were running; none after the disk filled
+        out = harness(disk, *args, "resume=true")
+        assert out.returncode == 0, out.stderr[-3000:]
+        every = runs(disk, study)
+        assert all(r.info.status != "RUNNING" for r in every)
+        (parent,) = [r for r in every if "mlflow.parentRunId" not in r.data.tags]
+        assert parent.info.status == "FINISHED" and parent.data.tags["harness.jobs_finished"] == "4"
+        now = {r.info.run_id: r.info.status for r in every}
+        assert all(now[r.info.run_id] == "FAILED" for r in started)  # recorded, or marked lost
+    finally:
+        _umount(disk)
+
+
+def test_a_signal_on_a_full_disk_ends_in_seconds_and_the_next_launch_marks_the_runs(tmp_path):
+    """A job that has not written for a while when the disk fills: SIGTERM ends the sweep within seconds
+    (nothing can be recorded, nothing waits for the store); once there is space, the next launch of the
+    study marks the child and the parent FAILED."""
+    disk = tmp_path / "disk"
+    _mount(disk, "size=96m")
+    try:
+        study = "stuck"
+        args = ["-m", f"study={study}", *LONG_TRAIN, "tracking.flush_seconds=3600", "seed=0,1"]
+        proc = start_in(disk, tmp_path, *args)
+
+        def a_running_child() -> bool:
+            return any(r.info.status == "RUNNING" for r in children_of(runs(disk, study)))
+
+        wait_for(a_running_child, what="a running child")
+        workers = processes.descendants(proc.pid)
+        subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=1M"], capture_output=True)
+        clock = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 143
+        assert time.monotonic() - clock < 10
+        assert not any(processes.alive(p) for p in workers)
+        text = (tmp_path / "stderr.txt").read_text()
+        assert "Traceback" not in text and "could not record the stop" in text, text[-3000:]
+        (disk / "filler").unlink()
+        out = harness(disk, f"study={study}", "debug=default")
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "harness: marked 2 lost run(s) FAILED in experiment 'stuck'" in out.stderr
+        assert all(r.info.status != "RUNNING" for r in runs(disk, study))
     finally:
         _umount(disk)
 

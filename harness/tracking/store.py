@@ -4,6 +4,7 @@ MLflow client, create the experiment (once, under a lock, with its artifact fold
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -28,6 +29,28 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 class StoreError(RuntimeError):
     """The store cannot be used: one line naming it and what to do."""
+
+
+class OutOfSpace(BaseException):  # noqa: N818 - named for what happened, like KeyboardInterrupt
+    """The disk under the store or the sweep's folders is full: the sweep stops, no further job starts.
+    Not an ``Exception``: Hydra's job runner and a job's own error handling let it through, so the
+    launcher stops at once instead of failing every further job the same way."""
+
+
+FULL_WORDS = ("database or disk is full", "No space left on device", "Disk quota exceeded")
+
+
+def out_of_space(err: BaseException | None) -> bool:
+    """Whether ``err`` or an error it came from is a full disk (ENOSPC/EDQUOT, or sqlite's own words)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(w in str(err) for w in FULL_WORDS):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def first_line(err: BaseException) -> str:
@@ -142,6 +165,9 @@ def _local_folder(location: str) -> Path | None:
     return Path(location[len("file://") :]) if location.startswith("file://") else None
 
 
+DAMAGED = ("malformed", "not a database", "file is encrypted", "disk I/O error")  # sqlite3's own words
+
+
 def prepare(uri: str, experiment: str) -> str:
     """Create the store (tables) and the experiment once, under a lock; its id. An experiment whose
     artifact folder is gone (the project folder moved) is reported, not recreated elsewhere. A store
@@ -155,6 +181,11 @@ def prepare(uri: str, experiment: str) -> str:
         if "401" in line or "403" in line:
             hint = ("the server refused the credentials: set MLFLOW_TRACKING_USERNAME and "
                     "MLFLOW_TRACKING_PASSWORD to a user of this server")  # fmt: skip
+        elif sqlite_path(uri) is not None and any(w in line for w in DAMAGED):
+            path = sqlite_path(uri)
+            hint = (f"the file {path} is damaged and was left as it is: restore it from a backup, or move "
+                    f"it aside (mv {path} {path}.damaged) to start a new store there; `sqlite3 {path} "
+                    f"'.recover'` may rescue its rows")  # fmt: skip
         elif sqlite_path(uri) is not None:
             hint = ("the SQLite store could not be created or opened; if another program (mlflow ui, a "
                     "notebook) opened it while it was new, run the command again")  # fmt: skip
