@@ -221,10 +221,11 @@ def execute(config: StudyConfig, ctx: JobContext, cwd: str | Path, raise_errors:
     tags = _run_tags(config, ctx, cwd)
     t = config.tracking
     picks = layer_picks(config.model.depth, t.max_layers)
-    line = JobLine(ctx.label or ctx.run_name, ctx.live)
+    label = ctx.label or ctx.run_name
+    line = JobLine(label, ctx.live)
     if config.model.depth > t.profile_layers:  # said before the work starts
         tags["harness.profile_layers"] = f"{t.profile_layers} of {config.model.depth}, evenly spread"
-        processes.say(f"{ctx.label or ctx.run_name}: per-layer profiles of {t.profile_layers} of "
+        processes.say(f"{label}: per-layer profiles of {t.profile_layers} of "
                       f"{config.model.depth} layers go to the store (tracking.profile_layers); "
                       f"arrays/stats.npz keeps every layer")  # fmt: skip
     run = tracking.Run.start(ctx.uri, ctx.experiment_id, ctx.run_name, tags, ctx.parent_id,

@@ -72,7 +72,7 @@ def test_a_deleted_key_or_a_figure_as_a_group_is_one_line(tmp_path, word, start)
     assert not (tmp_path / "mlruns").exists()
 
 
-def test_help_lists_no_figure_group():
+def test_no_figure_group_among_the_app_configs():
     from harness.preflight import CONF_DIR, group_options
 
     assert not (CONF_DIR / "figure").exists()
